@@ -1,0 +1,196 @@
+"""`[tool.evallint]` in the nearest pyproject.toml, merged with command-line options.
+
+Unknown keys and unknown rule codes are errors (ConfigError), never silence.
+"""
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Optional
+
+from .facts.patterns import DEFAULTS as PATTERN_DEFAULTS, NamePatterns
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import re
+
+KNOWN_KEYS = {"select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude",
+              "extend-exclude", "unsafe-fixes", "fail-on", *PATTERN_DEFAULTS}
+DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".venv", "venv", "env", ".env", "__pycache__", ".tox",
+                   ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".evallint_cache",
+                   "build", "dist", "node_modules", "site-packages", ".ipynb_checkpoints", ".eggs")
+FAIL_LEVELS = ("error", "warning", "info")
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: frozenset[str]
+    root: Path
+    config_file: Optional[Path] = None
+    unsafe_fixes: bool = False
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    fail_on: str = "warning"
+    patterns: NamePatterns = field(default_factory=NamePatterns.from_strings)
+    pattern_overrides: tuple[tuple[str, str], ...] = ()
+
+    def enabled_for(self, path: str) -> frozenset[str]:
+        """Codes enabled for one file after per-file-ignores."""
+        if not self.per_file_ignores:
+            return self.enabled
+        rel = relative_posix(path, self.root)
+        drop: set[str] = set()
+        for pattern, codes in self.per_file_ignores:
+            if _glob_match(rel, pattern):
+                drop |= codes
+        return self.enabled - drop
+
+    def is_excluded(self, path: Path) -> bool:
+        rel = relative_posix(str(path), self.root)
+        parts = PurePosixPath(rel).parts
+        for pattern in self.exclude:
+            if pattern in parts or _glob_match(rel, pattern) or fnmatch.fnmatch(path.name, pattern):
+                return True
+        return False
+
+    def fingerprint(self) -> str:
+        """Stable text of everything that changes results (for the cache)."""
+        return repr((sorted(self.enabled), self.per_file_ignores, self.pattern_overrides))
+
+
+def relative_posix(path: str, root: Path) -> str:
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return p.as_posix()
+
+
+def _glob_match(rel: str, pattern: str) -> bool:
+    pattern = pattern.rstrip("/")
+    return (fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern + "/*")
+            or fnmatch.fnmatch(rel, "*/" + pattern) or fnmatch.fnmatch(rel, "*/" + pattern + "/*"))
+
+
+def find_config(start: Path) -> Optional[Path]:
+    """The nearest pyproject.toml with a [tool.evallint] table, looking upwards."""
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    for d in (folder, *folder.parents):
+        candidate = d / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{candidate}: cannot read TOML: {exc}") from None
+            if "evallint" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def read_table(path: Path) -> dict:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        table = data.get("tool", {}).get("evallint", {})
+    else:  # a dedicated evallint.toml: top level, or [tool.evallint]
+        table = data.get("tool", {}).get("evallint", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.evallint] must be a table")
+    return table
+
+
+def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None,
+                  select: Optional[Iterable[str]] = None, ignore: Optional[Iterable[str]] = None,
+                  extend_select: Optional[Iterable[str]] = None, unsafe_fixes: Optional[bool] = None,
+                  fail_on: Optional[str] = None) -> Settings:
+    if rules is None:
+        from .registry import load_rules
+        rules = load_rules()
+    path = config_file if config_file is not None else find_config(start)
+    table = read_table(path) if path is not None else {}
+    where = str(path) if path else "command line"
+    unknown = sorted(set(table) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} in [tool.evallint]: "
+                          f"{', '.join(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
+    root = path.parent if path is not None else (start if start.is_dir() else start.parent)
+
+    def codes(value, key) -> set[str]:
+        if value is None:
+            return set()
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of rule codes")
+        out: set[str] = set()
+        for v in value:
+            expanded = rules.expand(v)
+            if not expanded:
+                raise ConfigError(f"{where}: unknown rule code or name '{v}' in '{key}' "
+                                  f"(run `evallint rules` for the list)")
+            out.update(expanded)
+        return out
+
+    enabled = codes(table["select"], "select") if "select" in table else set(rules.codes())
+    enabled |= codes(table.get("extend-select"), "extend-select")
+    enabled -= codes(table.get("ignore"), "ignore") | codes(table.get("extend-ignore"), "extend-ignore")
+    # Command-line options override the file.
+    if select is not None:
+        enabled = codes(list(select), "--select")
+    if extend_select:
+        enabled |= codes(list(extend_select), "--extend-select")
+    if ignore:
+        enabled -= codes(list(ignore), "--ignore")
+
+    pfi = table.get("per-file-ignores", {})
+    if not isinstance(pfi, dict):
+        raise ConfigError(f"{where}: 'per-file-ignores' must be a table of glob = [codes]")
+    per_file = tuple((glob, frozenset(codes(v, f"per-file-ignores.{glob}"))) for glob, v in pfi.items())
+
+    def globs(key) -> tuple[str, ...]:
+        v = table.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{where}: '{key}' must be a list of glob patterns")
+        return tuple(v)
+
+    exclude = globs("exclude") if "exclude" in table else DEFAULT_EXCLUDE
+    exclude = exclude + globs("extend-exclude")
+
+    unsafe = table.get("unsafe-fixes", False)
+    if not isinstance(unsafe, bool):
+        raise ConfigError(f"{where}: 'unsafe-fixes' must be true or false")
+    level = fail_on or table.get("fail-on", "warning")
+    if level not in FAIL_LEVELS:
+        raise ConfigError(f"{where}: 'fail-on' must be one of {', '.join(FAIL_LEVELS)}")
+
+    overrides = {}
+    for key in PATTERN_DEFAULTS:
+        if key in table:
+            value = table[key]
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: '{key}' must be a regular expression string")
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ConfigError(f"{where}: '{key}' is not a valid regular expression: {exc}") from None
+            overrides[key] = value
+    return Settings(
+        enabled=frozenset(enabled), root=root.resolve(), config_file=path,
+        unsafe_fixes=unsafe if unsafe_fixes is None else unsafe_fixes,
+        per_file_ignores=per_file, exclude=exclude, fail_on=level,
+        patterns=NamePatterns.from_strings(overrides), pattern_overrides=tuple(sorted(overrides.items())),
+    )

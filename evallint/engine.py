@@ -1,0 +1,196 @@
+"""Check one source: prefilter, parse once, build the facts, run every selected rule,
+turn findings into diagnostics (positions only for what is reported), suppress."""
+from __future__ import annotations
+
+import ast
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Optional
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from .config import Settings
+from .diagnostic import Diagnostic, Edit, Fix
+from .edits import fix_span
+from .facts import ModuleFacts
+from .registry import ENGINE_RULES, RuleSet
+from .source import Source, SourceError
+from .suppress import is_suppressed, skips_file
+from .textpos import LineIndex
+
+_SYNTAX, _UNREADABLE = ENGINE_RULES
+_MAX_CONTEXT_LINES = 20
+
+
+@dataclass
+class FileResult:
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    source: Optional[Source] = None
+    errors: list[str] = field(default_factory=list)  # internal errors (exit 2)
+    parsed: bool = False
+
+
+def lint_path(path: str, settings: Settings, rules: RuleSet) -> FileResult:
+    try:
+        source = Source.read(path)
+    except SourceError as exc:
+        return _unreadable(path, str(exc), settings)
+    return lint_source(source, settings, rules)
+
+
+def _unreadable(path: str, message: str, settings: Settings) -> FileResult:
+    result = FileResult(path)
+    if _UNREADABLE.code in settings.enabled_for(path):
+        result.diagnostics.append(Diagnostic(_UNREADABLE.code, _UNREADABLE.name, _UNREADABLE.severity,
+                                             message, path, 1, 1, 1, 1))
+    return result
+
+
+def lint_source(source: Source, settings: Settings, rules: RuleSet) -> FileResult:
+    result = FileResult(source.path, source=source)
+    if skips_file(source.text):
+        return result
+    enabled = settings.enabled_for(source.path)
+    selected = [r for r in rules.all() if r.code in enabled]
+    want_syntax = _SYNTAX.code in enabled
+    text = source.text
+    selected = [r for r in selected if r.may_fire(text)]
+    if not selected:
+        # No selected rule can fire; only a syntax error could be reported.
+        if want_syntax and not _compiles(text):
+            _parse(source, text, result, want_syntax)
+        return result
+    module = _parse(source, text, result, want_syntax)
+    if module is None:
+        return result
+    result.parsed = True
+    facts = ModuleFacts(module, source.path, settings.patterns)
+    findings = []
+    for rule_cls in selected:
+        try:
+            for finding in rule_cls().check(facts):
+                findings.append((rule_cls, finding))
+        except RecursionError:
+            result.errors.append(f"{source.path}: rule {rule_cls.code} gave up: the code nests too deeply")
+        except Exception as exc:  # a rule bug must not stop the other rules or files
+            tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            result.errors.append(f"{source.path}: internal error in rule {rule_cls.code}: {exc!r}\n{''.join(tb[-3:])}")
+    if findings:
+        result.diagnostics.extend(_diagnostics(source, module, findings))
+    result.diagnostics.sort(key=lambda d: d.sort_key)
+    return result
+
+
+def _compiles(text: str) -> bool:
+    try:
+        ast.parse(text)
+        return True
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+
+
+def _parse(source: Source, text: str, result: FileResult, report: bool) -> Optional[cst.Module]:
+    try:
+        return cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:
+        if source.notebook is not None:
+            return _parse_notebook_cells(source, result, report)
+        if report:
+            result.diagnostics.append(_syntax_diagnostic(source, exc.raw_line, exc.raw_column, exc.message))
+    except RecursionError:
+        result.errors.append(f"{source.path}: the code nests too deeply to be parsed")
+    return None
+
+
+def _parse_notebook_cells(source: Source, result: FileResult, report: bool) -> Optional[cst.Module]:
+    """Find the cells that do not parse, report them, and check the rest: a broken
+    cell is blanked out (same number of lines) so positions stay put."""
+    lines = source.text.split("\n")
+    for span in source.cell_spans:
+        cell_text = "\n".join(lines[span.first_line - 1: span.first_line - 1 + span.line_count]) + "\n"
+        try:
+            cst.parse_module(cell_text)
+        except cst.ParserSyntaxError as exc:
+            if report:
+                result.diagnostics.append(_syntax_diagnostic(
+                    source, span.first_line + exc.raw_line - 1, exc.raw_column, exc.message))
+            for i in range(span.first_line - 1, span.first_line - 1 + span.line_count):
+                lines[i] = ""
+    try:
+        return cst.parse_module("\n".join(lines))
+    except cst.ParserSyntaxError:
+        return None
+
+
+def _syntax_diagnostic(source: Source, vline: int, col0: int, message: str) -> Diagnostic:
+    cell, line = source.to_cell(vline)
+    first = message.strip().splitlines()[0] if message.strip() else "invalid syntax"
+    return Diagnostic(_SYNTAX.code, _SYNTAX.name, _SYNTAX.severity, f"Syntax error: {first}",
+                      source.path, line, col0 + 1, line, col0 + 1, cell=cell,
+                      source_lines=(source.line_text(line, cell),))
+
+
+def _positions(module: cst.Module):
+    # Only files with findings pay for positions.
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))
+    try:
+        return wrapper.resolve(PositionProvider)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnostic]:
+    positions = _positions(module)
+    analysed = module.code
+    index = LineIndex(analysed)
+    out = []
+    for rule_cls, finding in findings:
+        rng = positions.get(finding.node)
+        if rng is None:
+            continue
+        cell, line = source.to_cell(rng.start.line)
+        end_cell, end_line = source.to_cell(rng.end.line)
+        if end_cell != cell:
+            end_line, end_col = line, rng.start.column
+        else:
+            end_col = rng.end.column
+        context = _context_lines(source, cell, line, end_line)
+        if is_suppressed([context[0], context[-1]], rule_cls.code, rule_cls.name):
+            continue
+        fix = _fix(source, module, finding, analysed, index) if finding.fix is not None else None
+        out.append(Diagnostic(rule_cls.code, rule_cls.name, rule_cls.severity, finding.message,
+                              source.path, line, rng.start.column + 1, end_line, end_col + 1,
+                              cell=cell, fix=fix, source_lines=context))
+    return out
+
+
+def _context_lines(source: Source, cell, line: int, end_line: int) -> tuple[str, ...]:
+    lines = [source.line_text(n, cell) for n in range(line, end_line + 1)]
+    if len(lines) > _MAX_CONTEXT_LINES:
+        lines = lines[: _MAX_CONTEXT_LINES - 1] + lines[-1:]
+    return tuple(lines) or ("",)
+
+
+def _fix(source: Source, module: cst.Module, finding, analysed: str, index: LineIndex) -> Optional[Fix]:
+    span = fix_span(module, finding.fix, analysed, index)
+    if span is None:
+        return None
+    (line, col), (end_line, end_col), content = span
+    if source.notebook is not None:
+        # Edits stay inside one cell and never touch a masked (magic) line.
+        if any(n in source.masked_lines for n in range(line, end_line + 1)):
+            return None
+        cell = source.cell_for_virtual_range(line, end_line)
+        if cell is None:
+            return None
+        _, line = source.to_cell(line)
+        _, end_line = source.to_cell(end_line)
+        edit = Edit(line, col + 1, end_line, end_col + 1, content, cell=cell)
+    else:
+        edit = Edit(line, col + 1, end_line, end_col + 1, content)
+    return Fix(finding.fix.applicability, finding.fix.message, (edit,))

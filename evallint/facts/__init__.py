@@ -1,0 +1,496 @@
+"""The shared facts of one module, computed once and read by every rule.
+
+Built on a single traversal (`ModuleIndex`); everything else is derived lazily and
+cached, so a rule that asks nothing costs nothing. When a fact cannot be resolved
+the answer is None ("unknown") and rules stay quiet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import PurePath
+from typing import Optional
+
+import libcst as cst
+
+from . import data, flow, loops, models, scopes
+from .exprs import dotted, last_part, method_call
+from .imports import import_aliases, qualify as _qualify
+from .index import ModuleIndex, Stmt
+from .patterns import DEFAULT_PATTERNS, NamePatterns
+
+__all__ = ["ModuleFacts", "Stmt"]
+
+_DEVICE_METHODS = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
+                   "requires_grad_", "share_memory"}
+# Rules gate on these imports; each rule lists them among its prefilter tokens too.
+ML_ROOTS = frozenset({"torch", "torchvision", "pytorch_lightning", "lightning", "timm", "transformers",
+                      "torchmetrics", "tensorflow", "keras", "jax", "flax", "sklearn", "numpy"})
+TORCH_TOKENS = ("torch", "lightning", "timm", "transformers")
+ML_TOKENS = ("torch", "lightning", "timm", "transformers", "tensorflow", "keras", "jax", "flax",
+             "sklearn", "numpy")
+_TORCH_ROOTS = ("torch", "pytorch_lightning", "lightning", "torchvision", "timm", "transformers")
+
+
+@dataclass(eq=False)
+class EvalPass:
+    loop: loops.LoopInfo     # the outermost evaluation loop around the forward pass
+    call: cst.Call           # the forward pass
+    model: str               # the model's dotted name, e.g. "model" or "self.net"
+    stmt: Stmt               # the statement holding the call
+    reason: str              # why this is evaluation code ("lightning" for Lightning steps)
+
+
+class ModuleFacts:
+    def __init__(self, module: cst.Module, path: str = "<module>",
+                 patterns: NamePatterns = DEFAULT_PATTERNS) -> None:
+        self.module = module
+        self.path = path
+        self.patterns = patterns
+        self.index = ModuleIndex(module)
+
+    # Basic tables ---------------------------------------------------------------
+    @property
+    def statements(self) -> list[Stmt]:
+        return self.index.statements
+
+    def stmt(self, node: cst.CSTNode) -> Optional[Stmt]:
+        return self.index.stmt(node)
+
+    @cached_property
+    def aliases(self) -> dict[str, str]:
+        return import_aliases(self.statements)
+
+    def qualify(self, expr: cst.CSTNode) -> Optional[str]:
+        return _qualify(expr, self.aliases)
+
+    @cached_property
+    def frameworks(self) -> frozenset[str]:
+        """Root packages of the imported ML frameworks (torch, tensorflow, numpy, ...)."""
+        return frozenset(r for r in (v.split(".")[0] for v in self.aliases.values()) if r in ML_ROOTS)
+
+    @property
+    def uses_torch(self) -> bool:
+        return bool(self.frameworks & set(_TORCH_ROOTS))
+
+    @property
+    def uses_ml(self) -> bool:
+        return bool(self.frameworks)
+
+    @cached_property
+    def is_test_file(self) -> bool:
+        name = PurePath(self.path).name
+        return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+    @cached_property
+    def _scopes(self):
+        return scopes.collect_functions(self.statements, self.qualify)
+
+    @property
+    def functions(self) -> dict[str, list[scopes.FunctionInfo]]:
+        return self._scopes[0]
+
+    @property
+    def classes(self) -> dict[str, scopes.ClassInfo]:
+        return self._scopes[1]
+
+    @cached_property
+    def _function_by_stmt(self) -> dict[int, scopes.FunctionInfo]:
+        return {id(f.stmt): f for fs in self.functions.values() for f in fs}
+
+    def function_of(self, stmt: Optional[Stmt]) -> Optional[scopes.FunctionInfo]:
+        """The function a statement is in (None at module level)."""
+        if stmt is None:
+            return None
+        target = stmt if stmt.is_function else stmt.function
+        return self._function_by_stmt.get(id(target)) if target is not None else None
+
+    def call_sites(self, function: scopes.FunctionInfo) -> list[scopes.CallSite]:
+        return scopes.call_sites_of(function, self.index.calls)
+
+    def calls_within(self, stmt: Stmt) -> list[tuple[cst.Call, Stmt]]:
+        """All calls inside a statement, its nested blocks included."""
+        return [(c, s) for c, s in self.index.calls if stmt.order <= s.order <= stmt.end_order]
+
+    # Loops and evaluation contexts ----------------------------------------------
+    @cached_property
+    def loops(self) -> list[loops.LoopInfo]:
+        return [loops.make_loop(s, self.qualify) for s in self.statements if isinstance(s.node, cst.For)]
+
+    @cached_property
+    def _loop_by_stmt(self) -> dict[int, loops.LoopInfo]:
+        return {id(l.stmt): l for l in self.loops}
+
+    def loop(self, stmt: Stmt) -> Optional[loops.LoopInfo]:
+        return self._loop_by_stmt.get(id(stmt))
+
+    def enclosing_loops(self, stmt: Stmt) -> list[loops.LoopInfo]:
+        """Innermost first, within the statement's function."""
+        out = []
+        for a in stmt.ancestors():
+            if a.is_function:
+                break
+            info = self.loop(a)
+            if info is not None:
+                out.append(info)
+        return out
+
+    def is_batch_loop(self, loop: loops.LoopInfo) -> bool:
+        """Does the loop iterate over batches of data (not epochs or indices)?"""
+        name = loop.iter_name
+        if name is not None:
+            base = last_part(name.rstrip("[]"))
+            if self.construction(base, loop.stmt, kind="loader") is not None:
+                return True
+            p = self.patterns
+            if p.is_loader(base) or p.is_eval_data(base) or p.is_train_data(base):
+                return True
+        if len(loop.targets) >= 2 and any(self.model_key(c) for c, _ in self.calls_within(loop.stmt)):
+            return True
+        return False
+
+    def is_eval_data_loop(self, loop: loops.LoopInfo) -> bool:
+        name = loop.iter_name
+        return name is not None and self.patterns.is_eval_data(last_part(name.rstrip("[]")))
+
+    def is_training_function(self, function: scopes.FunctionInfo) -> bool:
+        if self.patterns.is_train_data(function.name) or "train" in function.name.lower():
+            return True
+        return self.backprops_in(function.stmt)
+
+    def backprops_in(self, stmt: Stmt) -> bool:
+        """Does the code call backward(), an optimizer step, or autograd.grad?"""
+        for call, _ in self.calls_within(stmt):
+            name = self.qualify(call.func) or dotted(call.func) or ""
+            short = last_part(name)
+            if short in ("backward", "manual_backward") or name in ("torch.autograd.grad", "torch.autograd.backward"):
+                return True
+            if short == "step" and method_call(call) and _looks_like_optimizer(dotted(call.func.value) or ""):
+                return True
+        return False
+
+    def needs_gradients(self, stmt: Stmt) -> bool:
+        """Gradient-based evaluation: backward, autograd.grad, requires_grad_, enable_grad."""
+        if self.backprops_in(stmt):
+            return True
+        for call, _ in self.calls_within(stmt):
+            short = last_part(self.qualify(call.func) or dotted(call.func))
+            if short in ("requires_grad_", "enable_grad", "retain_grad", "grad", "vjp", "jvp", "jacobian", "hessian"):
+                return True
+        return False
+
+    def eval_context(self, stmt: Stmt) -> Optional[str]:
+        """Why a statement counts as evaluation code, or None. Lightning steps are
+        reported as "lightning"."""
+        for loop in self.enclosing_loops(stmt):
+            if self.is_eval_data_loop(loop):
+                return f"loop over `{loop.iter_name}`"
+        function = self.function_of(stmt)
+        if function is not None:
+            if self.is_lightning_step(function):
+                return "lightning"
+            if (self.patterns.is_eval_function(function.name) and not self.is_training_function(function)
+                    and not (self.is_test_file and function.name.startswith("test"))):
+                return f"function `{function.name}`"
+        if self.under_no_grad_block(stmt) or (function is not None and self.no_grad_decorated(function)):
+            return "no_grad"
+        return None
+
+    def is_lightning_step(self, function: scopes.FunctionInfo) -> bool:
+        if function.name not in scopes.LIGHTNING_EVAL_STEPS or function.class_stmt is None:
+            return False
+        cls = self.classes.get(function.class_stmt.node.name.value)
+        return cls is not None and models.is_lightning_class(cls, self.classes)
+
+    @cached_property
+    def eval_passes(self) -> list["EvalPass"]:
+        """Forward passes of a model inside an evaluation loop over batches: the first
+        call per model in each outermost such loop. Loops that backpropagate are
+        training loops, whatever their names."""
+        out = []
+        for loop in self.loops:
+            if not self.is_batch_loop(loop):
+                continue
+            reason = f"loop over `{loop.iter_name}`" if self.is_eval_data_loop(loop) else self.eval_context(loop.stmt)
+            if reason is None or self.backprops_in(loop.stmt):
+                continue
+            if any(self.is_batch_loop(outer) and (self.is_eval_data_loop(outer) or self.eval_context(outer.stmt))
+                   for outer in self.enclosing_loops(loop.stmt)):
+                continue  # covered by the outer evaluation loop
+            seen = set()
+            for call, key, stmt in self.model_calls(loop.stmt):
+                if key not in seen:
+                    seen.add(key)
+                    out.append(EvalPass(loop, call, key, stmt, reason))
+        return out
+
+    def called_from_training(self, stmt: Stmt) -> bool:
+        """Is the function around `stmt` called from code that also trains?"""
+        function = self.function_of(stmt)
+        if function is None:
+            return False
+        for site in self.call_sites(function):
+            around = self.enclosing_loops(site.stmt)
+            if any(self.backprops_in(l.stmt) for l in around):
+                return True
+            caller = self.function_of(site.stmt)
+            if caller is not None and self.backprops_in(caller.stmt):
+                return True
+        return False
+
+    # Gradient mode ---------------------------------------------------------------
+    def under_no_grad_block(self, stmt: Stmt) -> bool:
+        for a in stmt.ancestors():
+            if a.is_function:
+                return False
+            if isinstance(a.node, cst.With) and any(loops.is_no_grad_item(i.item, self.qualify) for i in a.node.items):
+                return True
+        return False
+
+    def no_grad_decorated(self, function: scopes.FunctionInfo) -> bool:
+        return any(d in loops.NO_GRAD for d in function.decorators)
+
+    def grad_disabled(self, stmt: Stmt, _depth: int = 0) -> bool:
+        """Are gradients off when this statement runs (with-block, decorator, a
+        preceding set_grad_enabled(False), or every in-file caller)?"""
+        if self.under_no_grad_block(stmt):
+            return True
+        function = self.function_of(stmt)
+        if function is not None and (self.no_grad_decorated(function) or self.is_lightning_step(function)):
+            return True
+        state = None
+        for s in flow.scope_statements(self.index, stmt):
+            if s.order >= stmt.order:
+                break
+            for call in s.calls:
+                if self.qualify(call.func) in loops.SET_GRAD_ENABLED and call.args:
+                    v = call.args[0].value
+                    state = not (isinstance(v, cst.Name) and v.value == "False")
+        if state is False:
+            return True
+        if function is None or _depth > 3:
+            return False
+        sites = self.call_sites(function)
+        return bool(sites) and all(self.grad_disabled(site.stmt, _depth + 1) for site in sites)
+
+    # Models ----------------------------------------------------------------------
+    def model_key(self, call: cst.Call) -> Optional[str]:
+        """If the call runs a model's forward pass, the model's dotted name."""
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        key = dotted(func)
+        if key is None or any(a.keyword is not None and a.keyword.value == "training" for a in call.args):
+            return None
+        head, _, attr = key.rpartition(".")
+        name = attr or key
+        if key in self.functions or key in self.classes or key in self.aliases:
+            return None
+        if head and head != "self":
+            return None
+        if self.patterns.is_model(name):
+            return key
+        if not head:
+            stmt = self._stmt_of_call(call)
+            if stmt is not None and self.model_binding_call(key, stmt) is not None:
+                return key
+        return None
+
+    def model_calls(self, stmt: Stmt) -> list[tuple[cst.Call, str, Stmt]]:
+        """(call, model key, statement) for every forward pass inside a statement."""
+        out = []
+        for call, s in self.calls_within(stmt):
+            key = self.model_key(call)
+            if key is not None:
+                out.append((call, key, s))
+        return out
+
+    @cached_property
+    def _call_stmt(self) -> dict[int, Stmt]:
+        return {id(c): s for c, s in self.index.calls}
+
+    def _stmt_of_call(self, call: cst.Call) -> Optional[Stmt]:
+        return self._call_stmt.get(id(call))
+
+    def model_binding_call(self, name: str, at: Stmt) -> Optional[cst.Call]:
+        """`model = Net(...).to(device)` -> the `Net(...)` call, if it builds a module."""
+        value = flow.assigned_value(self.index, name, at)
+        call = _strip_device_calls(value)
+        if call is None:
+            return None
+        callee = self.qualify(call.func) or ""
+        short = last_part(callee)
+        cls = self.classes.get(short)
+        if cls is not None and models.is_module_class(cls, self.classes):
+            return call
+        if callee.startswith(("torch.nn.", "nn.")) and short[:1].isupper():
+            return call
+        if callee.startswith(models.MODEL_FACTORIES_PREFIXES) or ".from_pretrained" in callee:
+            return call
+        return None
+
+    def class_sensitivity(self, class_name: str, _seen: Optional[set] = None) -> Optional[bool]:
+        """Mode sensitivity of an in-file class; None when the class is not in the file."""
+        cls = self.classes.get(class_name)
+        if cls is None:
+            return None
+        seen = _seen or set()
+        if class_name in seen:
+            return False
+        seen.add(class_name)
+        result = models.calls_sensitivity(
+            [c for c, _ in self.calls_within(cls.stmt)], self.qualify,
+            lambda n: self.class_sensitivity(n, seen) if n in self.classes else None)
+        for base in cls.bases:
+            if last_part(base) in self.classes and last_part(base) != class_name:
+                b = self.class_sensitivity(last_part(base), seen)
+                if b:
+                    return True
+                if b is None:
+                    result = None
+        return result
+
+    def model_sensitivity(self, key: str, at: Stmt, _depth: int = 0) -> Optional[bool]:
+        """Does the model behind `key` contain train/eval-dependent layers?
+        True / False / None (cannot tell)."""
+        resolve = lambda n: self.class_sensitivity(n) if n in self.classes else None  # noqa: E731
+        function = self.function_of(at)
+        if key == "self" or key.startswith("self."):
+            if function is None or function.class_stmt is None:
+                return None
+            cls_name = function.class_stmt.node.name.value
+            if key == "self":
+                return self.class_sensitivity(cls_name)
+            attr = key.split(".", 1)[1]
+            cls = self.classes.get(cls_name)
+            for call, s in self.calls_within(cls.stmt):
+                node = s.node
+                if isinstance(node, cst.Assign) and any(dotted(t.target) == key for t in node.targets):
+                    built = _strip_device_calls(node.value)
+                    if built is not None:
+                        return models.layer_sensitivity(built, self.qualify, resolve) if built is call else None
+            return None
+        call = self.model_binding_call(key, at)
+        if call is not None:
+            s = models.layer_sensitivity(call, self.qualify, resolve)
+            if s is None and last_part(self.qualify(call.func) or "") == "Sequential":
+                return models.calls_sensitivity(_calls_in(call), self.qualify, resolve)
+            return s
+        if function is not None and key in function.params and _depth < 3:
+            results = []
+            for site in self.call_sites(function):
+                arg = _argument_for(function, key, site.call)
+                if isinstance(arg, cst.Name):
+                    results.append(self.model_sensitivity(arg.value, site.stmt, _depth + 1))
+                else:
+                    results.append(None)
+            if results and any(r is True for r in results):
+                return True
+            if results and all(r is False for r in results):
+                return False
+        return None
+
+    def eval_mode_reaches(self, key: str, at: Stmt, _depth: int = 0) -> bool:
+        """Is `key.eval()` (or train(False)) called before `at` in its scope with no
+        train() after it, or before every in-file call of the enclosing function?"""
+        state: Optional[bool] = None  # None: no mode call seen; True: train; False: eval
+        seen = False
+        for s in flow.scope_statements(self.index, at):
+            if s.order >= at.order:
+                break
+            for call in s.calls:
+                mc = models.mode_call(call)
+                if mc is None or not _same_model(mc[0], key):
+                    continue
+                seen = True
+                state = mc[1]
+        if seen and state is not True:
+            return True  # eval() reached, or a non-literal train(flag): do not guess
+        function = self.function_of(at)
+        if function is None or _depth > 2:
+            return False
+        sites = self.call_sites(function)
+        if not sites:
+            return False
+        for site in sites:
+            arg = _argument_for(function, key, site.call) if key in function.params else None
+            site_key = dotted(arg) if arg is not None else (key if key not in function.params else None)
+            if key.startswith("self.") and function.is_method:
+                site_key = key if isinstance(site.call.func, cst.Attribute) and dotted(site.call.func.value) == "self" else None
+            if site_key is None or not self.eval_mode_reaches(site_key, site.stmt, _depth + 1):
+                return False
+        return True
+
+    # Data ------------------------------------------------------------------------
+    @cached_property
+    def dataset_classes(self) -> set[str]:
+        out = set()
+        for name, cls in self.classes.items():
+            if any(b in data.DATASET_BASES or b.endswith(".Dataset") for b in cls.bases):
+                out.add(name)
+        return out
+
+    @cached_property
+    def constructions(self) -> list[data.Construction]:
+        return data.collect_constructions(self.statements, self.qualify, self.dataset_classes)
+
+    def construction(self, name: str, at: Optional[Stmt] = None, kind: Optional[str] = None) -> Optional[data.Construction]:
+        """The last construction bound to `name` (before `at` when given)."""
+        found = None
+        for c in self.constructions:
+            if c.name != name or (kind is not None and c.kind != kind):
+                continue
+            if at is not None and c.stmt.order > at.order:
+                continue
+            found = c
+        return found
+
+    def class_init_params(self, class_name: str) -> Optional[list[str]]:
+        cls = self.classes.get(class_name)
+        if cls is None:
+            return None
+        init = cls.methods.get("__init__")
+        if init is None:
+            return []
+        return init.params[1:]
+
+
+def _looks_like_optimizer(name: str) -> bool:
+    n = last_part(name).lower()
+    return any(k in n for k in ("opt", "optim", "optimizer", "sgd", "adam", "scaler"))
+
+
+def _strip_device_calls(expr) -> Optional[cst.Call]:
+    """`Net().to(device).eval()` -> `Net()`."""
+    while isinstance(expr, cst.Call):
+        mc = method_call(expr)
+        if mc is not None and mc[1] in _DEVICE_METHODS and isinstance(mc[0], cst.Call):
+            expr = mc[0]
+            continue
+        return expr
+    return None
+
+
+def _calls_in(call: cst.Call) -> list[cst.Call]:
+    from .walk import walk
+    return [n for n in walk(call) if isinstance(n, cst.Call) and n is not call]
+
+
+def _argument_for(function: scopes.FunctionInfo, param: str, call: cst.Call):
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == param:
+            return arg.value
+    i = function.param_index(param)
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if i is not None and 0 <= i < len(positional):
+        return positional[i].value
+    return None
+
+
+def _same_model(called: str, key: str) -> bool:
+    if called == key:
+        return True
+    # self.eval() switches every submodule; model.module is the DDP-wrapped model.
+    if called == "self" and key.startswith("self."):
+        return True
+    return key == f"{called}.module" or called == f"{key}.module"

@@ -1,0 +1,76 @@
+"""Simple, flow-insensitive data flow over statements in source order.
+
+Good enough for the shapes rules look at (straight-line set-up, a loop, a report
+after it); when it cannot tell, callers stay quiet.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import libcst as cst
+
+from .exprs import simple_assignment
+from .index import ModuleIndex, Stmt
+
+
+def scope_statements(index: ModuleIndex, stmt: Stmt) -> list[Stmt]:
+    return index.function_body(stmt.function)
+
+
+def last_assignment_before(index: ModuleIndex, name: str, at: Stmt) -> Optional[Stmt]:
+    """The last statement before `at` in its scope that stores `name`; for a name
+    never stored in a function, the module level is searched."""
+    found = None
+    for s in scope_statements(index, at):
+        if s.order >= at.order:
+            break
+        if name in s.stores and not _encloses(s, at):
+            found = s
+    if found is None and at.function is not None and not any(name in s.stores for s in scope_statements(index, at)):
+        if name in _params(at.function):
+            return None
+        for s in index.function_body(None):
+            if name in s.stores:
+                found = s
+    return found
+
+
+def assigned_value(index: ModuleIndex, name: str, at: Stmt) -> Optional[cst.BaseExpression]:
+    """The right-hand side of the last plain `name = value` before `at`."""
+    s = last_assignment_before(index, name, at)
+    if s is None:
+        return None
+    pair = simple_assignment(s.node)
+    return pair[1] if pair and pair[0] == name else None
+
+
+def reads_after(index: ModuleIndex, name: str, after: Stmt) -> list[Stmt]:
+    """Statements after `after` (and outside it) in its scope that read `name`, up to
+    an unconditional overwrite (a store without a read in the same or an outer block)."""
+    outer = {id(a) for a in after.ancestors()}
+    out = []
+    for s in scope_statements(index, after):
+        if s.order <= after.end_order:
+            continue
+        if name in s.loads:
+            out.append(s)
+        elif name in s.stores and (s.parent is None or id(s.parent) in outer or s.parent is after.parent):
+            break
+    return out
+
+
+def statements_in(stmt: Stmt, index: ModuleIndex) -> list[Stmt]:
+    return index.statements[stmt.order + 1: stmt.end_order + 1]
+
+
+def reads_in(stmts: Iterable[Stmt], name: str) -> list[Stmt]:
+    return [s for s in stmts if name in s.loads]
+
+
+def _encloses(s: Stmt, at: Stmt) -> bool:
+    return s.contains(at)
+
+
+def _params(function: Stmt) -> set[str]:
+    p = function.node.params
+    return {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}

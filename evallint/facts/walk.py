@@ -1,0 +1,69 @@
+"""Cheap, non-recursive access to the semantic children of libcst nodes.
+
+libcst's own `children` and visitor dispatch are several times slower than a plain
+walk, and recursion breaks on deeply nested code (the stdlib nests string
+concatenations over 1,000 deep). We read the dataclass fields directly, skipping
+whitespace, punctuation and the names that are not variables (attribute names,
+keyword names).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import libcst as cst
+
+_PUNCTUATION = {
+    "lpar", "rpar", "comma", "semicolon", "colon", "equal", "dot", "leading_lines",
+    "lines_after_decorators", "header", "footer", "trailing_whitespace", "lbracket",
+    "rbracket", "lbrace", "rbrace", "operator", "star", "asynchronous", "newline",
+    "whitespace", "at", "arrow", "await_", "default_comma", "star_arg", "prefix",
+}
+# (node type, field) pairs holding names that are not variables.
+_NOT_VARIABLES = {
+    (cst.Attribute, "attr"), (cst.Arg, "keyword"), (cst.FunctionDef, "name"),
+    (cst.ClassDef, "name"), (cst.ImportAlias, "name"), (cst.ImportFrom, "module"),
+    (cst.ImportAlias, "asname"), (cst.Global, "names"), (cst.Nonlocal, "names"),
+}
+
+_fields_cache: dict[type, tuple[str, ...]] = {}
+
+
+def child_fields(cls: type) -> tuple[str, ...]:
+    fields = _fields_cache.get(cls)
+    if fields is None:
+        fields = tuple(
+            f.name for f in dataclasses.fields(cls)
+            if f.name not in _PUNCTUATION and not f.name.startswith("whitespace")
+            and (cls, f.name) not in _NOT_VARIABLES
+        )
+        _fields_cache[cls] = fields
+    return fields
+
+
+def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The semantic children of a node, in field order."""
+    for name in child_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    yield item
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Pre-order walk without recursion."""
+    stack = [node]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        current = pop()
+        yield current
+        kids = list(children(current))
+        kids.reverse()
+        extend(kids)
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    return {n.value for n in walk(node) if isinstance(n, cst.Name)}

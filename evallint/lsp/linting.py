@@ -1,0 +1,107 @@
+"""Lint an editor buffer (not the file on disk) with the settings of its folder."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..config import ConfigError, Settings, load_settings
+from ..diagnostic import Diagnostic
+from ..engine import lint_source
+from ..fixer import fix_source
+from ..registry import ENGINE_RULES, load_rules
+from ..source import Source, SourceError
+
+_UNREADABLE = next(r for r in ENGINE_RULES if r.code == "EL001")
+
+
+@dataclass(frozen=True)
+class LintedDocument:
+    """One version of one open document and what evallint found in it."""
+
+    uri: str
+    version: Optional[int]
+    text: str
+    path: str
+    source: Optional[Source]          # None when the buffer could not be read as source
+    diagnostics: tuple[Diagnostic, ...]
+    settings: Settings
+    errors: tuple[str, ...] = ()      # internal errors (a rule crashed): for the log
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.path.endswith(".ipynb")
+
+
+class DocumentLinter:
+    """Owns the rule set and a per-folder settings cache; safe to call from threads."""
+
+    def __init__(self, fallback_folder: Optional[Path] = None) -> None:
+        self._rules = None
+        self._settings: dict[Path, Settings] = {}
+        self._lock = threading.Lock()
+        self.fallback_folder = fallback_folder or Path.cwd()
+        # Config errors seen since the last cache reset, for the server to show once.
+        self.config_errors: dict[Path, str] = {}
+
+    @property
+    def rules(self):
+        with self._lock:
+            if self._rules is None:
+                self._rules = load_rules()
+            return self._rules
+
+    def forget_settings(self) -> None:
+        """Drop cached settings (a pyproject.toml changed)."""
+        with self._lock:
+            self._settings.clear()
+            self.config_errors.clear()
+
+    def settings_for(self, path: Optional[str]) -> Settings:
+        folder = Path(path).parent if path else self.fallback_folder
+        with self._lock:
+            cached = self._settings.get(folder)
+        if cached is not None:
+            return cached
+        try:
+            settings = load_settings(folder, rules=self.rules)
+        except ConfigError as exc:
+            # A broken [tool.evallint] must not silence the editor: lint with the
+            # defaults, and let the server show the error once.
+            self.config_errors[folder] = str(exc)
+            settings = Settings(enabled=frozenset(self.rules.codes()), root=folder)
+        with self._lock:
+            self._settings[folder] = settings
+        return settings
+
+    def lint(self, uri: str, version: Optional[int], text: str, path: Optional[str]) -> LintedDocument:
+        shown_path = path or uri
+        settings = self.settings_for(path)
+        if path and settings.is_excluded(Path(path)):
+            # Same as the CLI's discovery: an excluded file has nothing to say.
+            return LintedDocument(uri, version, text, shown_path, None, (), settings)
+        try:
+            source = Source.from_text(text, shown_path, notebook=shown_path.endswith(".ipynb"))
+        except SourceError as exc:
+            found = (_unreadable(shown_path, str(exc)),) if _UNREADABLE.code in settings.enabled_for(shown_path) else ()
+            return LintedDocument(uri, version, text, shown_path, None, found, settings)
+        result = lint_source(source, settings, self.rules)
+        diagnostics = tuple(sorted(result.diagnostics, key=lambda d: d.sort_key))
+        return LintedDocument(uri, version, text, shown_path, source, diagnostics, settings, tuple(result.errors))
+
+    def fix_all(self, doc: LintedDocument) -> Optional[str]:
+        """The document's text with every fix applied to a fixed point, None if nothing
+        changes. Unsafe fixes only when the project's config enables them, as `evallint fix`."""
+        if doc.source is None:
+            return None
+        outcome = fix_source(doc.source, doc.settings, self.rules, unsafe=doc.settings.unsafe_fixes)
+        if not outcome.applied:
+            return None
+        fixed = outcome.source
+        new_text = fixed.notebook.raw if fixed.notebook is not None else fixed.text
+        return None if new_text == doc.text else new_text
+
+
+def _unreadable(path: str, message: str) -> Diagnostic:
+    return Diagnostic(_UNREADABLE.code, _UNREADABLE.name, _UNREADABLE.severity, message, path, 1, 1, 1, 1)

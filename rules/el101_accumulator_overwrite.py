@@ -1,0 +1,256 @@
+"""EL101 accumulator-overwrite."""
+from __future__ import annotations
+
+import libcst as cst
+
+from evallint.diagnostic import Applicability, Severity
+from evallint.facts import ML_TOKENS, ModuleFacts
+from evallint.facts.exprs import last_part, number, simple_assignment
+from evallint.facts.flow import last_assignment_before, reads_after, statements_in
+from evallint.facts.walk import walk
+from evallint.rule import Change, Finding, Invalid, Rule
+
+# Calls whose result is a per-batch count or metric.
+_COUNT_CALLS = {"sum", "item", "count_nonzero", "eq", "numel", "size", "len", "mean", "float",
+                "accuracy_score", "nonzero"}
+
+
+def is_count_expression(expr: cst.BaseExpression) -> bool:
+    for node in walk(expr):
+        if isinstance(node, cst.Comparison) and any(isinstance(c.operator, cst.Equal) for c in node.comparisons):
+            return True
+        if isinstance(node, cst.Call):
+            func = node.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else (func.value if isinstance(func, cst.Name) else "")
+            if name in _COUNT_CALLS:
+                return True
+        if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape":
+            return True
+    return False
+
+
+class AccumulatorOverwrite(Rule):
+    """
+    ## What it does
+    Flags a plain assignment (`=`) inside a loop over batches to a counter that is
+    initialised before the loop and read after it, when the right-hand side is a
+    per-batch count or metric, e.g. `correct = (pred == y).sum().item()`.
+
+    ## Why it is wrong
+    Each batch overwrites the previous value, so after the loop the counter holds the
+    last batch only. Divided by an accumulated total it reports last-batch-correct /
+    all samples: an accuracy that looks plausible and is silently wrong.
+
+    ## Example
+    ```python
+    correct = 0
+    total = 0
+    for images, labels in test_loader:
+        _, predicted = torch.max(model(images), 1)
+        total += labels.size(0)
+        correct = (predicted == labels).sum().item()
+    print(100 * correct / total)
+    ```
+
+    ## Fix
+    Accumulate with `+=`: `correct += (predicted == labels).sum().item()`. The fix is
+    safe when the counter starts at 0 before the loop; otherwise it is only explained.
+
+    ## References
+    - chainer/chainer#777
+    - jefflai108/Contrastive-Predictive-Coding-PyTorch#15
+    """
+
+    code = "EL101"
+    name = "accumulator-overwrite"
+    summary = "A per-batch count overwrites the accumulator (`=` instead of `+=`)."
+    severity = Severity.ERROR
+    fixable = Applicability.SAFE
+    tokens = ML_TOKENS
+    replayable = True
+
+    def check(self, facts: ModuleFacts):
+        if not facts.uses_ml:
+            return
+        for loop in facts.loops:
+            if not facts.is_batch_loop(loop):
+                continue
+            inside = statements_in(loop.stmt, facts.index)
+            for stmt in inside:
+                if facts.enclosing_loops(stmt)[:1] != [loop]:
+                    continue  # belongs to a nested loop, checked with that loop
+                pair = simple_assignment(stmt.node)
+                if pair is None:
+                    continue
+                name, value = pair
+                finding = self._check_assignment(facts, loop, inside, stmt, name, value)
+                if finding is not None:
+                    yield finding
+
+    def _check_assignment(self, facts, loop, inside, stmt, name, value):
+        if name in stmt.loads or not is_count_expression(value):
+            return None  # `x = x + ...` and `best = max(best, x)` read it: not an overwrite
+        if any(name in s.loads for s in inside if s.order < stmt.order):
+            return None  # read earlier in the loop: a per-batch value
+        later = [s for s in inside if s.order > stmt.order]
+        if any(name in s.loads and isinstance(s.node, cst.AugAssign) for s in later):
+            return None  # feeds another accumulator: a per-batch value by design
+        if any(name in s.stores and isinstance(s.node, cst.AugAssign) for s in inside):
+            return None  # also accumulated: the `=` is a deliberate reset
+        if not reads_after(facts.index, name, loop.stmt):
+            return None
+        init = last_assignment_before(facts.index, name, loop.stmt)
+        init_value = simple_assignment(init.node) if init is not None else None
+        starts_at = number(init_value[1]) if init_value and init_value[0] == name else None
+        sibling = any(isinstance(s.node, cst.AugAssign) and isinstance(s.node.operator, cst.AddAssign)
+                      for s in inside)
+        if starts_at is None and not (init is None and sibling):
+            return None
+        message = (f"`{name}` is overwritten on every batch, so after the loop it holds the last "
+                   f"batch only; accumulate it with `+=`")
+        fix = None
+        if starts_at == 0:
+            node = stmt.node
+            target = node.targets[0]
+            aug = cst.AugAssign(target=target.target,
+                                operator=cst.AddAssign(whitespace_before=target.whitespace_before_equal,
+                                                       whitespace_after=target.whitespace_after_equal),
+                                value=node.value)
+            fix = self.fix(Applicability.SAFE, f"Accumulate `{name}` with `+=`", Change(node, aug))
+        return Finding(stmt.node, message, fix)
+
+    VALID = [
+        # accumulated correctly (official tutorial style)
+        """
+        import torch
+        correct = 0
+        total = 0
+        with torch.no_grad():
+            for images, labels in testloader:
+                outputs = net(images)
+                _, predicted = torch.max(outputs, 1)
+                total += labels.size(0)
+                correct += (predicted == labels).sum().item()
+        print(100 * correct // total)
+        """,
+        # per-batch value used only inside the loop
+        """
+        import torch
+        for x, y in val_loader:
+            correct = (model(x).argmax(1) == y).sum().item()
+            print(f"batch accuracy {correct / len(y):.3f}")
+        """,
+        # running maximum reads the old value
+        """
+        import torch
+        best = 0.0
+        for x, y in val_loader:
+            acc = (model(x).argmax(1) == y).float().mean().item()
+            best = max(best, acc)
+        print(best)
+        """,
+        # explicit x = x + ...
+        """
+        import torch
+        correct = 0
+        for x, y in test_loader:
+            correct = correct + (model(x).argmax(1) == y).sum().item()
+        print(correct)
+        """,
+        # per-batch value feeding another accumulator
+        """
+        import torch
+        correct = 0
+        total_correct = 0
+        for x, y in test_loader:
+            correct = (model(x).argmax(1) == y).sum().item()
+            total_correct += correct
+        print(total_correct, correct)
+        """,
+        # single-batch evaluation outside any loop
+        """
+        import torch
+        correct = 0
+        x, y = next(iter(test_loader))
+        correct = (model(x).argmax(1) == y).sum().item()
+        print(correct / len(y))
+        """,
+        # a loop over epochs, not batches
+        """
+        import numpy as np
+        loss = 0
+        for epoch in range(10):
+            loss = np.mean(run_epoch())
+        print(loss)
+        """,
+        # not an ML script: nothing to say
+        """
+        hits = 0
+        for row, expected in rows_loader:
+            hits = (row == expected).sum()
+        print(hits)
+        """,
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            correct = 0
+            total = 0
+            with torch.no_grad():
+                for images, labels in testloader:
+                    outputs = net(images)
+                    _, predicted = torch.max(outputs, 1)
+                    total += labels.size(0)
+                    correct = (predicted == labels).sum().item()
+            print(100 * correct / total)
+            """,
+            line=9, column=9,
+            fixed="""
+            import torch
+            correct = 0
+            total = 0
+            with torch.no_grad():
+                for images, labels in testloader:
+                    outputs = net(images)
+                    _, predicted = torch.max(outputs, 1)
+                    total += labels.size(0)
+                    correct += (predicted == labels).sum().item()
+            print(100 * correct / total)
+            """,
+        ),
+        # no initialisation, but a sibling accumulator: explained, not fixed
+        Invalid(
+            """
+            import torch
+            def test(model, test_loader):
+                n_samples = 0
+                for images, labels in test_loader:
+                    predictions = model(images).argmax(1)
+                    n_samples += labels.shape[0]
+                    n_correct = (predictions == labels).sum().item()
+                return n_correct / n_samples
+            """,
+            line=7, column=9,
+        ),
+        # the loss counterpart, inside an epoch loop
+        Invalid(
+            """
+            import torch
+            for epoch in range(3):
+                val_loss = 0.0
+                for x, y in val_loader:
+                    val_loss = criterion(model(x), y).item()
+                print(val_loss / len(val_loader))
+            """,
+            line=5, column=9,
+            fixed="""
+            import torch
+            for epoch in range(3):
+                val_loss = 0.0
+                for x, y in val_loader:
+                    val_loss += criterion(model(x), y).item()
+                print(val_loss / len(val_loader))
+            """,
+        ),
+    ]

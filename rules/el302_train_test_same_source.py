@@ -1,0 +1,223 @@
+"""EL302 train-test-same-source."""
+from __future__ import annotations
+
+import libcst as cst
+
+from evallint.diagnostic import Applicability, Severity
+from evallint.facts import ModuleFacts
+from evallint.facts.data import literal_args_key
+from evallint.facts.exprs import dotted, keyword, last_part, literal_value, positional, simple_assignment
+from evallint.rule import Change, Finding, Invalid, Rule
+
+# torchvision datasets whose second parameter is `train` (default True).
+_TRAIN_FLAG = {"MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST", "CIFAR10", "CIFAR100", "USPS"}
+
+
+class TrainTestSameSource(Rule):
+    """
+    ## What it does
+    Flags evaluation data built from the training data: a torchvision dataset bound to
+    a test/validation name with `train=True` (or with `train` left out, which defaults
+    to True); a validation loader built on the same dataset object as the training
+    loader; two datasets built from the same arguments for training and testing.
+
+    ## Why it is wrong
+    The test score is a training score: the model is evaluated on samples it has
+    learned, which hides overfitting and makes every comparison meaningless.
+
+    ## Example
+    ```python
+    trainset = torchvision.datasets.CIFAR10(root, train=True, transform=t)
+    testset = torchvision.datasets.CIFAR10(root, train=True, transform=t)
+    ```
+
+    ## Fix
+    For a torchvision dataset with an unambiguous test/validation name, `train=False`
+    (safe). Otherwise build the evaluation data from a held-out split
+    (`random_split`, a separate file, or a split argument): explained only.
+
+    ## References
+    - rasbt/deeplearning-models#25
+    - EdwardRaff/Inside-Deep-Learning#25
+    """
+
+    code = "EL302"
+    name = "train-test-same-source"
+    summary = "The test/validation data is built from the training data."
+    severity = Severity.ERROR
+    fixable = Applicability.SAFE
+    tokens = (("torch", "Dataset", "DataLoader"),)
+    replayable = True
+
+    def check(self, facts: ModuleFacts):
+        if not facts.uses_torch:
+            return
+        p = facts.patterns
+        is_eval = lambda n: p.is_eval_data(n) and not p.is_train_data(n)  # noqa: E731
+        is_train = lambda n: p.is_train_data(n) and not p.is_eval_data(n)  # noqa: E731
+        constructions = facts.constructions
+        for c in constructions:
+            if c.kind == "torchvision" and is_eval(c.name):
+                finding = self._torchvision(c)
+                if finding:
+                    yield finding
+        trains = [c for c in constructions if is_train(c.name)]
+        for c in constructions:
+            if not is_eval(c.name) or c.kind == "torchvision":
+                continue
+            for t in trains:
+                if t.kind != c.kind or t.stmt.order > c.stmt.order:
+                    continue
+                reason = self._same_source(facts, t, c)
+                if reason:
+                    yield Finding(c.call, f"`{c.name}` is built from the training data: {reason}; "
+                                          "the evaluation score will be a training score")
+                    break
+        # val_loader = train_loader
+        for stmt in facts.statements:
+            pair = simple_assignment(stmt.node)
+            if pair and isinstance(pair[1], cst.Name) and is_eval(pair[0]) and is_train(pair[1].value) \
+                    and facts.construction(pair[1].value, stmt) is not None:
+                yield Finding(pair[1], f"`{pair[0]}` is the training data `{pair[1].value}` itself")
+
+    def _torchvision(self, c):
+        short = last_part(c.callee)
+        if short not in _TRAIN_FLAG:
+            return None
+        arg = keyword(c.call, "train") or positional(c.call, 1)
+        if arg is None:
+            fixed = c.call.with_changes(args=[*_with_trailing_comma(c.call.args),
+                                              cst.Arg(cst.Name("False"), keyword=cst.Name("train"),
+                                                      equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))])
+            msg = f"`{c.name}` loads the training split: `{short}(...)` defaults to `train=True`"
+        else:
+            if literal_value(arg.value) is not True:
+                return None
+            fixed = c.call.with_changes(args=[a if a is not arg else a.with_changes(value=cst.Name("False"))
+                                              for a in c.call.args])
+            msg = f"`{c.name}` loads the training split: `train=True` on an evaluation dataset"
+        return Finding(c.call, msg, self.fix(Applicability.SAFE, "Load the test split with `train=False`",
+                                             Change(c.call, fixed)))
+
+    def _same_source(self, facts, train, other) -> str | None:
+        if train.kind == "loader":
+            a, b = train.dataset_expr(), other.dataset_expr()
+            if a is None or b is None or dotted(a) is None or dotted(a) != dotted(b):
+                return None
+            if any(keyword(x.call, k) for x in (train, other) for k in ("sampler", "batch_sampler")):
+                return None  # index samplers split one dataset correctly
+            if _rebound_between(facts, dotted(a).split(".")[0], train.stmt, other.stmt):
+                return None
+            return f"both loaders wrap the same dataset `{dotted(a)}`"
+        if train.callee != other.callee:
+            return None
+        code = facts.module.code_for_node
+        if [code(a) for a in train.call.args] != [code(a) for a in other.call.args]:
+            return None
+        if literal_args_key(train.call) is None:
+            names = {n for a in other.call.args for n in _names(a)}
+            if any(_rebound_between(facts, n, train.stmt, other.stmt) for n in names):
+                return None
+        return f"`{last_part(other.callee)}` is built with the same arguments as `{train.name}`"
+
+    VALID = [
+        """
+        import torchvision
+        trainset = torchvision.datasets.CIFAR10(root="./data", train=True, download=True)
+        testset = torchvision.datasets.CIFAR10(root="./data", train=False, download=True)
+        """,
+        """
+        import torch
+        from torch.utils.data import DataLoader, random_split
+        train_ds, val_ds = random_split(full_ds, [0.8, 0.2])
+        train_loader = DataLoader(train_ds, batch_size=32, shuffle=True)
+        val_loader = DataLoader(val_ds, batch_size=32)
+        """,
+        # one dataset split by index samplers
+        """
+        import torch
+        from torch.utils.data import DataLoader, SubsetRandomSampler
+        train_loader = DataLoader(dataset, batch_size=32, sampler=SubsetRandomSampler(train_idx))
+        val_loader = DataLoader(dataset, batch_size=32, sampler=SubsetRandomSampler(val_idx))
+        """,
+        # a custom dataset with different files
+        """
+        import torch
+        from torch.utils.data import Dataset
+        class CsvDataset(Dataset):
+            def __init__(self, path):
+                self.path = path
+        train_ds = CsvDataset("train.csv")
+        test_ds = CsvDataset("test.csv")
+        """,
+        # the same variable names, rebound to the test arrays in between
+        """
+        import torch
+        from torch.utils.data import TensorDataset
+        train_ds = TensorDataset(X, y)
+        X, y = load("test")
+        test_ds = TensorDataset(X, y)
+        """,
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torchvision
+            testset = torchvision.datasets.CIFAR10(root="./data", train=True, download=True, transform=transform)
+            """,
+            line=2, column=11,
+            fixed="""
+            import torchvision
+            testset = torchvision.datasets.CIFAR10(root="./data", train=False, download=True, transform=transform)
+            """,
+        ),
+        Invalid(
+            """
+            from torchvision import datasets
+            test_data = datasets.MNIST("data", download=True, transform=ToTensor())
+            """,
+            line=2, column=13,
+            fixed="""
+            from torchvision import datasets
+            test_data = datasets.MNIST("data", download=True, transform=ToTensor(), train=False)
+            """,
+        ),
+        Invalid(
+            """
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+            dataset = TensorDataset(X, y)
+            train_loader = DataLoader(dataset, batch_size=64, shuffle=True)
+            val_loader = DataLoader(dataset, batch_size=64)
+            """,
+            line=5, column=14,
+        ),
+        Invalid(
+            """
+            import torch
+            from torch.utils.data import Dataset
+            class HousingDataset(Dataset):
+                def __init__(self, csv_path):
+                    self.frame = pd.read_csv(csv_path)
+            train_dataset = HousingDataset("data/housing.csv")
+            test_dataset = HousingDataset("data/housing.csv")
+            """,
+            line=7, column=16,
+        ),
+    ]
+
+
+def _with_trailing_comma(args):
+    args = list(args)
+    if args and args[-1].comma is cst.MaybeSentinel.DEFAULT:
+        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    return args
+
+
+def _names(node) -> set[str]:
+    from evallint.facts.walk import names_in
+    return names_in(node)
+
+
+def _rebound_between(facts, name, first, second) -> bool:
+    return any(name in s.stores for s in facts.statements if first.order < s.order < second.order)
