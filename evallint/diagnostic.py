@@ -84,3 +84,16 @@ class Diagnostic:
     @property
     def sort_key(self) -> tuple:
         return (self.path, self.cell or 0, self.line, self.column, self.code)
+
+
+def diagnostic_from_json(data: dict, source_lines: tuple[str, ...] = ()) -> Diagnostic:
+    """Inverse of Diagnostic.to_json (used by the cache)."""
+    fix = None
+    if data.get("fix"):
+        f = data["fix"]
+        fix = Fix(Applicability(f["applicability"]), f["message"],
+                  tuple(Edit(e["line"], e["column"], e["end_line"], e["end_column"], e["content"], data.get("cell"))
+                        for e in f["edits"]))
+    return Diagnostic(data["code"], data["name"], Severity(data["severity"]), data["message"], data["path"],
+                      data["line"], data["column"], data["end_line"], data["end_column"], data.get("cell"),
+                      fix, tuple(source_lines))

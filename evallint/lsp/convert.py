@@ -1,28 +1,35 @@
 """evallint positions and fixes -> LSP diagnostics, ranges and text edits.
 
-Works on a LintedDocument so that every column is converted against the text the
-client holds, in the encoding negotiated at initialize.
+The diagnostic conversion is `evallint.report.lsp.to_lsp`, shared with `--format lsp`;
+this module feeds it the text the client holds, in the negotiated encoding, and
+re-anchors notebook findings into the notebook's JSON text.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from ..diagnostic import Diagnostic, Edit, Fix
+from ..report.lsp import to_lsp, unit_column
 from .linting import LintedDocument
 from .notebook_map import NotebookMap
-from .positions import char_to_unit, unit_to_char
-
-_SEVERITY = {"error": 1, "warning": 2, "info": 3}
 
 
 class DocumentPositions:
-    """Maps evallint (line, column, cell) to LSP positions in one document and back."""
+    """Maps evallint (line, column, cell) to LSP positions in one open document."""
 
     def __init__(self, doc: LintedDocument, encoding: str) -> None:
+        self.doc = doc
         self.encoding = encoding
+        # Same line split as evallint's LineIndex: only "\n" ends a line.
         self.lines = [line.rstrip("\r") for line in doc.text.split("\n")]
         # A notebook is edited as JSON text: cell positions go through its map.
         self.notebook = NotebookMap.build(doc.text) if doc.is_notebook else None
+
+    def line_text_of(self, cell: Optional[int]) -> Callable[[int], str]:
+        """1-based line -> its text, in the document (or, for a notebook, the cell)."""
+        if cell is not None and self.doc.source is not None:
+            return lambda n: self.doc.source.line_text(n, cell)
+        return lambda n: self.lines[n - 1] if 0 < n <= len(self.lines) else ""
 
     def position(self, line: int, column: int, cell: Optional[int] = None) -> dict:
         """1-based line and column (code points), cell-relative in notebooks."""
@@ -33,7 +40,7 @@ class DocumentPositions:
         if line0 >= len(self.lines):
             return self.end()
         line0 = max(line0, 0)
-        return {"line": line0, "character": char_to_unit(self.lines[line0], col0, self.encoding)}
+        return {"line": line0, "character": unit_column(self.lines[line0], col0, self.encoding)}
 
     def range(self, line: int, column: int, end_line: int, end_column: int,
               cell: Optional[int] = None) -> dict:
@@ -41,26 +48,17 @@ class DocumentPositions:
                 "end": self.position(end_line, end_column, cell)}
 
     def end(self) -> dict:
-        last = len(self.lines) - 1
-        return {"line": last, "character": char_to_unit(self.lines[last], len(self.lines[last]), self.encoding)}
-
-    def to_char(self, position: dict) -> tuple[int, int]:
-        """An incoming LSP position -> (0-based line, 0-based code-point column)."""
-        line0 = min(max(int(position["line"]), 0), len(self.lines) - 1)
-        return line0, unit_to_char(self.lines[line0], int(position["character"]), self.encoding)
+        last = self.lines[-1]
+        return {"line": len(self.lines) - 1, "character": unit_column(last, len(last), self.encoding)}
 
 
-def to_lsp_diagnostic(diag: Diagnostic, positions: DocumentPositions, docs_url: str) -> dict:
-    data = {"name": diag.name, "cell": diag.cell, "fix": diag.fix.to_json() if diag.fix else None}
-    return {
-        "range": positions.range(diag.line, diag.column, diag.end_line, diag.end_column, diag.cell),
-        "severity": _SEVERITY.get(diag.severity.value, 2),
-        "code": diag.code,
-        "codeDescription": {"href": docs_url},
-        "source": "evallint",
-        "message": diag.message,
-        "data": data,
-    }
+def to_lsp_diagnostic(diag: Diagnostic, positions: DocumentPositions) -> dict:
+    lsp = to_lsp(diag, positions.line_text_of(diag.cell), positions.encoding)
+    if diag.cell is not None and positions.notebook is not None:
+        # --format lsp keeps cell coordinates; in the JSON buffer the range must
+        # cover the characters of the cell's code inside the JSON strings.
+        lsp["range"] = positions.range(diag.line, diag.column, diag.end_line, diag.end_column, diag.cell)
+    return lsp
 
 
 def fix_edits(fix: Fix, positions: DocumentPositions) -> list[dict]:

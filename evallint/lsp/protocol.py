@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
-from .positions import choose_encoding
+from .encoding import choose_encoding
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from ..diagnostic import Diagnostic
 from .actions import FIX_ALL, QUICKFIX, fix_all, quick_fixes, wants
 from .convert import DocumentPositions, to_lsp_diagnostic
 from .linting import DocumentLinter, LintedDocument
-from .positions import UTF16
+from .encoding import UTF16
 from .protocol import AnsweredError, EvallintProtocol
 
 DEBOUNCE_S = 0.3
@@ -99,11 +99,7 @@ class EvallintServer(LanguageServer):
 
     def to_lsp(self, linted: LintedDocument) -> list[tuple[Diagnostic, dict]]:
         positions = DocumentPositions(linted, self.encoding)
-        return [(d, to_lsp_diagnostic(d, positions, self.docs_url(d.code))) for d in linted.diagnostics]
-
-    def docs_url(self, code: str) -> str:
-        rule = self.linter.rules.get(code)
-        return rule.docs_url() if rule is not None else f"https://evallint.dev/rules/{code}"
+        return [(d, to_lsp_diagnostic(d, positions)) for d in linted.diagnostics]
 
     def publish(self, linted: LintedDocument) -> None:
         pairs = self.to_lsp(linted)

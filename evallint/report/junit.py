@@ -14,6 +14,7 @@ from typing import Any
 
 from ..baseline import relative_posix
 from ..diagnostic import Diagnostic
+from . import location
 
 # Characters XML 1.0 cannot carry even escaped (control characters from odd sources).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -21,11 +22,6 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def _xml_safe(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
-
-
-def location(diag: Diagnostic, path: str) -> str:
-    cell = "" if diag.cell is None else f"cell {diag.cell}:"
-    return f"{path}:{cell}{diag.line}:{diag.column}"
 
 
 def render(diagnostics: list[Diagnostic], ctx: Any) -> str:
@@ -46,6 +42,6 @@ def render(diagnostics: list[Diagnostic], ctx: Any) -> str:
         for diag in by_file[path]:
             failure = ET.SubElement(case, "failure", {"message": _xml_safe(diag.message),
                                                       "type": diag.code})
-            failure.text = _xml_safe(f"{location(diag, path)}: {diag.code} {diag.message}")
+            failure.text = _xml_safe(f"{location(diag.with_path(path))}: {diag.code} {diag.message}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -115,7 +115,7 @@ def _what_it_does(doc: str) -> str:
             inside = heading.group(1).lower() == "what it does"
         elif inside:
             body.append(line)
-    return "\n".join(body).strip()
+    return " ".join(" ".join(body).split())  # one paragraph: the docstring's wrapping is noise
 
 
 def _artifact(path: str, cwd: Path) -> dict:

@@ -1,0 +1,51 @@
+"""A content-hash cache of check results, so unchanged files are not analysed again.
+
+The key covers the file's bytes, its path, evallint's version, the installed rule
+packs and every setting that changes results; entries are small JSON files under
+`.evallint_cache/` in the project root.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from . import __version__
+from .diagnostic import Diagnostic, diagnostic_from_json
+
+CACHE_DIR = ".evallint_cache"
+
+
+class ResultCache:
+    def __init__(self, root: Path, settings_key: str, rules_key: str) -> None:
+        self.dir = root / CACHE_DIR / "v1"
+        self.salt = f"{__version__}\0{settings_key}\0{rules_key}".encode()
+
+    def key(self, path: str, data: bytes) -> str:
+        h = hashlib.sha256(self.salt)
+        h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(data)
+        return h.hexdigest()
+
+    def get(self, key: str) -> Optional[list[Diagnostic]]:
+        try:
+            raw = json.loads((self.dir / key[:2] / f"{key}.json").read_text(encoding="utf-8"))
+            return [diagnostic_from_json(d, tuple(d.get("source_lines", ()))) for d in raw]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, diagnostics: list[Diagnostic]) -> None:
+        folder = self.dir / key[:2]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            gitignore = self.dir.parent / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("# created by evallint\n*\n")
+            payload = [{**d.to_json(), "source_lines": list(d.source_lines)} for d in diagnostics]
+            tmp = folder / f".{key}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(payload), encoding="utf-8")
+            os.replace(tmp, folder / f"{key}.json")
+        except OSError:
+            pass  # a read-only tree just runs without a cache

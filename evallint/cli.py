@@ -1,0 +1,234 @@
+"""The command line. It parses options, calls the runner and the reporters, and maps
+outcomes to exit codes (0 clean, 1 findings at or above --fail-on, 2 usage, config or
+internal error). No analysis lives here."""
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from . import __version__
+from .config import FAIL_LEVELS, ConfigError, load_settings
+from .diagnostic import Severity
+from .discover import discover
+from .registry import RuleError, load_rules
+from .report import FORMATS, ReportContext, render
+from .runner import RunOptions, run_paths, run_text
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _codes(values) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [c for v in values for c in v.replace(",", " ").split() if c]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"evallint: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _rules():
+    try:
+        return load_rules()
+    except RuleError as exc:
+        _fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evallint")
+def main() -> None:
+    """evallint finds, fixes and replays silent bugs in the evaluation and metric code of
+    deep-learning training scripts."""
+
+
+def _check_options(f):
+    opts = [
+        click.argument("paths", nargs=-1, type=click.Path()),
+        click.option("--select", multiple=True, help="Rule codes, prefixes or names to enable (replaces the config)."),
+        click.option("--ignore", multiple=True, help="Rule codes, prefixes or names to disable."),
+        click.option("--extend-select", multiple=True, help="Rule codes to enable on top of the selection."),
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                     help="Output format (default: full on a terminal, concise otherwise)."),
+        click.option("--fix", is_flag=True, help="Apply safe fixes."),
+        click.option("--unsafe-fixes", is_flag=True, default=None, help="Also apply (and offer) unsafe fixes."),
+        click.option("--diff", is_flag=True, help="Show the fixes as a unified diff; write nothing."),
+        click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this config file."),
+        click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Worker processes (0: all cores)."),
+        click.option("--no-cache", is_flag=True, help="Do not read or write the result cache."),
+        click.option("--statistics", is_flag=True, help="Print the number of findings per rule."),
+        click.option("--baseline", type=click.Path(dir_okay=False), help="Report only findings not in this baseline."),
+        click.option("--write-baseline", type=click.Path(dir_okay=False), help="Record today's findings as the baseline."),
+        click.option("--stdin-filename", help="Read the source from stdin and name it this."),
+        click.option("--fail-on", type=click.Choice(FAIL_LEVELS), default=None,
+                     help="Lowest severity that fails the run (default: warning)."),
+        click.option("--color/--no-color", default=None, help="Force colours on or off."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@main.command()
+@_check_options
+def check(**kw) -> None:
+    """Check files and folders (default: the current folder)."""
+    _run_check(**kw)
+
+
+@main.command()
+@_check_options
+def fix(**kw) -> None:
+    """Apply fixes: the same as `check --fix`."""
+    kw["fix"] = True
+    _run_check(**kw)
+
+
+def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
+               jobs, no_cache, statistics, baseline, write_baseline, stdin_filename, fail_on, color) -> None:
+    rules = _rules()
+    start = Path(stdin_filename).parent if stdin_filename else Path(paths[0] if paths else ".")
+    try:
+        settings = load_settings(start if start.exists() else Path("."),
+                                 Path(config_file) if config_file else None, rules=rules,
+                                 select=_codes(select), ignore=_codes(ignore),
+                                 extend_select=_codes(extend_select), unsafe_fixes=unsafe_fixes,
+                                 fail_on=fail_on)
+    except ConfigError as exc:
+        _fail(str(exc))
+    base = None
+    if baseline:
+        from .baseline import BaselineError, load_baseline
+        try:
+            base = load_baseline(Path(baseline))
+        except BaselineError as exc:
+            _fail(str(exc))
+    fmt = fmt or ("full" if sys.stdout.isatty() else "concise")
+    use_color = color if color is not None else (sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    options = RunOptions(fix=fix, unsafe_fixes=settings.unsafe_fixes, diff=diff, jobs=jobs,
+                         use_cache=not no_cache, keep_sources=fmt in ("full", "lsp", "sarif"))
+    if stdin_filename:
+        result = run_text(click.get_text_stream("stdin").read(), stdin_filename, settings, options)
+        files = [stdin_filename]
+    else:
+        missing = [p for p in (paths or (".",)) if not Path(p).exists()]
+        if missing:
+            _fail(f"no such file or folder: {', '.join(missing)}")
+        files = list(discover(list(paths or (".",)), settings))
+        result = run_paths(files, settings, options)
+    diagnostics = result.diagnostics
+    if write_baseline:
+        from .baseline import write_baseline as _write
+        count = _write(Path(write_baseline), diagnostics)
+        click.echo(f"Wrote {count} finding{'s' if count != 1 else ''} to the baseline {write_baseline}.", err=True)
+    if base is not None:
+        diagnostics, hidden = base.filter(diagnostics)
+        if hidden:
+            click.echo(f"{hidden} finding{'s' if hidden != 1 else ''} hidden by the baseline.", err=True)
+    ctx = ReportContext(rules=rules, fixed=result.fixed, sources=result.sources, files_checked=files,
+                        color=use_color, unsafe_fixes=settings.unsafe_fixes,
+                        fixed_codes=[c for f in result.files for c in f.fixed_codes])
+    fixed_stdin = stdin_filename and fix and not diff
+    report_stream_err = bool(fixed_stdin)
+    if diff:
+        click.echo("".join(f.diff for f in result.files), nl=False)
+        if diagnostics and fmt in ("full", "concise"):
+            click.echo(render("concise", diagnostics, ctx), err=True, nl=False)
+    else:
+        if fixed_stdin:
+            out = result.files[0]
+            click.echo(out.new_text if out.new_text is not None else click.get_text_stream("stdin").read() or
+                       (out.source.text if out.source else ""), nl=False)
+        click.echo(render(fmt, diagnostics, ctx), nl=False, err=report_stream_err)
+    if statistics:
+        _print_statistics(diagnostics)
+    for err in result.errors:
+        click.echo(f"evallint: error: {err}", err=True)
+    if result.errors:
+        sys.exit(EXIT_ERROR)
+    threshold = Severity(settings.fail_on).rank
+    failing = [d for d in diagnostics if d.severity.rank >= threshold]
+    if diff and any(f.diff for f in result.files) and not exit_zero:
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
+
+
+def _print_statistics(diagnostics) -> None:
+    counts = Counter((d.code, d.name) for d in diagnostics)
+    fixable = Counter(d.code for d in diagnostics if d.fix)
+    for (code, name), n in sorted(counts.items()):
+        click.echo(f"{n:>5}  {code}  {name}{'  [fixable: %d]' % fixable[code] if fixable[code] else ''}")
+
+
+@main.command("rules")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def rules_cmd(fmt: str) -> None:
+    """List every rule: code, name, severity, fix, summary."""
+    rules = _rules()
+    if fmt == "json":
+        import json
+        click.echo(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity.value,
+                                "fix": r.fixable.value if r.fixable else None, "replay": bool(r.replayable),
+                                "summary": r.summary} for r in rules.everything()], indent=2, ensure_ascii=False))
+        return
+    table = Table(show_lines=False, box=None, pad_edge=False)
+    for col in ("Code", "Name", "Severity", "Fix", "Replay", "Summary"):
+        table.add_column(col, overflow="fold")
+    for r in rules.everything():
+        table.add_row(r.code, r.name, r.severity.value, r.fixable.value if r.fixable else "-",
+                      "yes" if r.replayable else "-", r.summary)
+    Console(width=160, soft_wrap=False).print(table)
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Print a rule's documentation (by code or name)."""
+    rules = _rules()
+    rule = rules.get(code)
+    if rule is None:
+        _fail(f"unknown rule '{code}' (run `evallint rules` for the list)")
+    fix = rule.fixable.value if rule.fixable else "none"
+    text = f"# {rule.code} {rule.name}\n\n*{rule.summary}*\n\nSeverity: {rule.severity.value} · Fix: {fix}\n\n" \
+           f"{rule.documentation()}\n"
+    if sys.stdout.isatty():
+        Console().print(Markdown(text))
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--select", multiple=True, help="Only replay findings of these rules.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--seed", type=int, default=0, help="Seed of the synthetic data.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False))
+def replay(path, select, device, seed, fmt, config_file) -> None:
+    """Run the flagged evaluation code on synthetic tensors, as written and fixed."""
+    from .replay import cli_replay
+    rules = _rules()
+    try:
+        settings = load_settings(Path(path), Path(config_file) if config_file else None, rules=rules)
+    except ConfigError as exc:
+        _fail(str(exc))
+    sys.exit(cli_replay(path, set(_codes(select) or []) or None, device, seed, fmt, settings, rules))
+
+
+@main.command()
+def lsp() -> None:
+    """Run the language server on stdin/stdout."""
+    try:
+        from .lsp import serve
+    except ImportError as exc:
+        _fail(f"the language server needs pygls: pip install 'evallint[lsp]' ({exc})")
+    serve()

@@ -1,0 +1,256 @@
+"""Probes: what replay observes for a rule, and how it judges the observation.
+
+A rule opts in with a class attribute, `replay_probe = "metric"` (or a tuple of probe
+names; the first that confirms wins). The engine never names rules: adding replay to
+a rule is setting that attribute, and adding a new kind of evidence is one more entry
+in PROBES.
+
+- metric:  the metric as written vs after the fix vs the ground truth
+- mode:    two passes over the same batches differ as written, agree after the fix
+- grad:    the model's outputs require grad as written, not after the fix
+- overlap: the fraction of test samples found in the training set
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .region import Sink
+from .report import CONFIRMED, NOT_REPLAYABLE, NOT_REPRODUCED
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the parent knows about one finding's job, and the child's answer."""
+
+    result: dict                       # the child's result for the job
+    has_fix: bool
+    metric: Optional[Sink] = None      # the metric as written
+    metric_fixed: Optional[Sink] = None
+    sink_index: Optional[int] = None   # positions of the metric in each version's sinks
+    sink_index_fixed: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    reason: str = ""
+    metric: Optional[str] = None
+    written: Optional[str] = None
+    fixed: Optional[str] = None
+    truth: Optional[str] = None
+    written_value: Optional[float] = None
+    fixed_value: Optional[float] = None
+    truth_value: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    job: str                           # "region" (cut and run the loop) | "datasets"
+    judge: Callable[[Evidence], Judgement]
+
+
+def _close(a: Optional[float], b: Optional[float]) -> bool:
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-6)
+
+
+def fmt(value: Optional[float]) -> str:
+    if value is None:
+        return "—"
+    if value == 0 or 1e-3 <= abs(value) < 1e6:
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:.6g}"
+    return f"{value:.3e}"
+
+
+def unit_of(sink: Sink) -> str:
+    """Which ground-truth quantity a metric expression stands for."""
+    text = sink.text
+    if re.search(r"loss", text, re.I):
+        return "loss"
+    if re.search(r"(?<![\w.])100(\.0*)?(?![\w.])", text):
+        return "percent"
+    if "/" in text or re.search(r"\bmean\b|accuracy|acc\b", text):
+        return "fraction"
+    if re.search(r"total|count|num|seen|samples|^n$", sink.label, re.I):
+        return "total"
+    return "correct"
+
+
+def _region_failed(ev: Evidence) -> Optional[Judgement]:
+    if "error" in ev.result:
+        return Judgement(NOT_REPLAYABLE, f"the replay failed: {ev.result['error']}")
+    written = ev.result["versions"].get("written")
+    if written is None:
+        return Judgement(NOT_REPLAYABLE, "the region did not run")
+    return None
+
+
+def _first_run(ev: Evidence, version: str) -> Optional[dict]:
+    v = ev.result["versions"].get(version)
+    return v["runs"][0] if v else None
+
+
+def _sink_value(run: Optional[dict], index: Optional[int]) -> Optional[float]:
+    if run is None or index is None or index >= len(run["sinks"]):
+        return None
+    return run["sinks"][index]
+
+
+def judge_metric(ev: Evidence) -> Judgement:
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    if ev.metric is None:
+        return Judgement(NOT_REPLAYABLE, "no metric is printed, returned or assigned after the loop")
+    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
+    unit = unit_of(ev.metric_fixed or ev.metric)
+    truth = ev.result["truth"][unit]
+    w = _sink_value(w_run, ev.sink_index)
+    f = _sink_value(f_run, ev.sink_index_fixed)
+    base = dict(metric=ev.metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
+                truth=fmt(truth), written_value=w, fixed_value=f, truth_value=truth)
+    if w_run["error"]:
+        if f_run is not None and not f_run["error"]:
+            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+                             **{**base, "written": "error"})
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
+    if w is None:
+        return Judgement(NOT_REPLAYABLE, f"`{ev.metric.label}` is not a number at the end of the region", **base)
+    if f_run is not None and f_run["error"]:
+        return Judgement(NOT_REPRODUCED, f"the fixed region raises {f_run['error']}", **base)
+    if _close(w, truth):
+        extra = "; the fix changes no value" if _close(w, f) else ""
+        return Judgement(NOT_REPRODUCED, f"as written the metric equals the ground truth{extra}", **base)
+    off = _ratio(w, truth)
+    if not ev.has_fix:
+        return Judgement(CONFIRMED, f"as written {off}; the rule offers no fix", **base)
+    if _close(f, truth):
+        return Judgement(CONFIRMED, f"as written {off}; the fix restores the ground truth", **base)
+    if _close(w, f):
+        return Judgement(NOT_REPRODUCED, "the fix changes no value", **base)
+    return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth", **base)
+
+
+def _ratio(value: float, truth: float) -> str:
+    if truth and value and (value / truth >= 5 or truth / value >= 5):
+        r = truth / value if abs(truth) > abs(value) else value / truth
+        exp = math.log10(abs(r))
+        scale = f"10^{round(exp)}" if abs(exp - round(exp)) < 0.05 and abs(exp) >= 2 else f"{abs(r):.3g}"
+        return f"off by a factor of {scale}"
+    return f"off by {abs(value - truth):.4g}"
+
+
+def judge_mode(ev: Evidence) -> Judgement:
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    w_ver, f_ver = ev.result["versions"]["written"], ev.result["versions"].get("fixed")
+    w_run = w_ver["runs"][0]
+    if w_run["error"]:
+        if f_ver and not f_ver["runs"][0]["error"]:
+            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+                             metric="model outputs", written="error", fixed="runs")
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+    if not w_run["forward_calls"]:
+        return Judgement(NOT_REPLAYABLE, "the region never calls the model")
+    w_diff = w_ver["max_diff"]
+    f_diff = f_ver["max_diff"] if f_ver else None
+    metric = ev.metric.label if ev.metric else "model outputs"
+
+    def show(ver, diff):
+        runs = ver["runs"]
+        idx = ev.sink_index if ver is w_ver else ev.sink_index_fixed
+        vals = [_sink_value(r, idx) for r in runs]
+        mode = "train mode" if runs[0]["training"] else "eval mode"
+        agree = "passes agree" if not diff else f"passes differ (max |Δ| {diff:.3g})"
+        shown = " vs ".join(fmt(v) for v in vals) if idx is not None and vals[0] is not None else ""
+        return f"{shown}, {agree}, {mode}" if shown else f"{agree}, {mode}"
+
+    truth = None
+    if ev.metric is not None:
+        truth = ev.result["truth"][unit_of(ev.metric_fixed or ev.metric)]
+    base = dict(metric=metric, written=show(w_ver, w_diff), truth=fmt(truth) if truth is not None else "—",
+                fixed=show(f_ver, f_diff) if f_ver else "no fix", written_value=w_diff, fixed_value=f_diff,
+                truth_value=truth)
+    if not w_diff:
+        return Judgement(NOT_REPRODUCED, "two passes over the same batches agree as written", **base)
+    if not ev.has_fix:
+        return Judgement(CONFIRMED, "two passes over the same batches differ; the rule offers no fix", **base)
+    if f_ver and not f_ver["runs"][0]["error"] and not f_diff:
+        return Judgement(CONFIRMED, "two passes over the same batches differ as written and agree after the fix",
+                         **base)
+    return Judgement(NOT_REPRODUCED, "the passes still differ after the fix", **base)
+
+
+def judge_grad(ev: Evidence) -> Judgement:
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
+    if w_run["error"]:
+        if f_run is not None and not f_run["error"]:
+            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+                             metric="outputs.requires_grad", written="error", fixed="runs")
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+    if not w_run["forward_calls"]:
+        return Judgement(NOT_REPLAYABLE, "the region never calls the model")
+
+    def show(run):
+        return "no fix" if run is None else ("error" if run["error"] else f"requires_grad={run['requires_grad']}")
+
+    base = dict(metric="outputs.requires_grad", written=show(w_run), fixed=show(f_run),
+                truth="requires_grad=False", written_value=float(w_run["requires_grad"]),
+                fixed_value=None if f_run is None else float(f_run["requires_grad"]), truth_value=0.0)
+    if not w_run["requires_grad"]:
+        return Judgement(NOT_REPRODUCED, "outputs do not require grad as written", **base)
+    if not ev.has_fix:
+        return Judgement(CONFIRMED, "autograd records every forward pass; the rule offers no fix", **base)
+    if f_run and not f_run["error"] and not f_run["requires_grad"]:
+        return Judgement(CONFIRMED, "autograd records every forward pass as written, none after the fix", **base)
+    return Judgement(NOT_REPRODUCED, "outputs still require grad after the fix", **base)
+
+
+def judge_overlap(ev: Evidence) -> Judgement:
+    if "error" in ev.result:
+        return Judgement(NOT_REPLAYABLE, f"the replay failed: {ev.result['error']}")
+    w = ev.result["versions"].get("written")
+    f = ev.result["versions"].get("fixed")
+    if w is None or w.get("error"):
+        return Judgement(NOT_REPLAYABLE, f"the datasets could not be built: {w and w.get('error')}")
+
+    def show(r):
+        if r is None:
+            return "no fix"
+        if r.get("error"):
+            return "error"
+        return f"{r['n_found']}/{r['n_test']} ({r['fraction']:.1%})"
+
+    base = dict(metric="test samples found in training", written=show(w), fixed=show(f), truth="0 (0.0%)",
+                written_value=w["fraction"], fixed_value=None if not f or f.get("error") else f["fraction"],
+                truth_value=0.0)
+    if not w["n_found"]:
+        return Judgement(NOT_REPRODUCED, "no test sample is in the training set", **base)
+    if f is not None and not f.get("error") and not f["n_found"]:
+        return Judgement(CONFIRMED, "the test set overlaps the training set as written, not after the fix", **base)
+    return Judgement(CONFIRMED, "the test set overlaps the training set", **base)
+
+
+PROBES: dict[str, Probe] = {
+    "metric": Probe("metric", "region", judge_metric),
+    "mode": Probe("mode", "region", judge_mode),
+    "grad": Probe("grad", "region", judge_grad),
+    "overlap": Probe("overlap", "datasets", judge_overlap),
+}
+
+
+def probes_of(rule_cls) -> tuple[Probe, ...]:
+    """The probes a rule class opted into through `replay_probe`."""
+    names = getattr(rule_cls, "replay_probe", None)
+    if not names:
+        return ()
+    if isinstance(names, str):
+        names = (names,)
+    return tuple(PROBES[n] for n in names if n in PROBES)

@@ -1,0 +1,113 @@
+"""Stand-ins for a region's free names, built in the child process on the chosen device.
+
+The data are seeded; each input row carries, in its first feature, the class the
+planted model will predict for it, so the model's accuracy is exact (e.g. 730 of 1000
+= 73.0%) whatever batches the region makes. The model is a real nn.Module with a
+dropout and a batch-norm layer that change its output in training mode and a linear
+layer whose parameters make outputs require grad when autograd is on.
+torch is imported lazily: this module is only used inside the child.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def make_data(torch, world: dict, device, seed: int) -> dict:
+    """Inputs X, labels Y and the planted predictions, identical for every run."""
+    g = torch.Generator().manual_seed(seed)
+    n, classes = world["n"], world["classes"]
+    y = torch.randint(0, classes, (n,), generator=g)
+    k = round(world["accuracy"] * n)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=g)[:k]] = True
+    wrong = (y + 1 + torch.randint(0, max(classes - 1, 1), (n,), generator=g)) % classes
+    pred = torch.where(mask, y, wrong)
+    x = torch.randn(n, world["features"], generator=g)
+    x[:, 0] = pred.float()
+    if world["head"] == "binary":
+        labels = y.float()
+        if world["label_layout"] == "column":
+            labels = labels.unsqueeze(1)
+    else:
+        labels = y
+    return {"X": x.to(device), "Y": labels.to(device), "pred": pred, "y": y}
+
+
+def make_model_class(torch):
+    nn = torch.nn
+
+    class PlantedModel(nn.Module):
+        """Predicts the class written in each input's first feature (eval mode)."""
+
+        def __init__(self, classes: int, head: str, output: str) -> None:
+            super().__init__()
+            self.classes, self.head_kind, self.output = classes, head, output
+            self.dropout = nn.Dropout(0.5)
+            self.linear = nn.Linear(classes, classes, bias=False)
+            with torch.no_grad():
+                self.linear.weight.copy_(4.0 * torch.eye(classes))
+            self.norm = nn.BatchNorm1d(1 if head == "binary" else classes)
+            self.calls: list[dict] = []  # what each forward saw, for the probes
+
+        def forward(self, x):
+            code = x.reshape(x.shape[0], -1)[:, 0].round().long().clamp(0, self.classes - 1)
+            h = self.linear(self.dropout(torch.nn.functional.one_hot(code, self.classes).float()))
+            if self.head_kind == "binary":
+                h = (h[:, 1] - h[:, 0]).unsqueeze(1)
+            out = self.norm(h)
+            if self.head_kind == "binary" and self.output == "probs":
+                out = torch.sigmoid(out)
+            self.calls.append({"training": self.training, "grad_enabled": torch.is_grad_enabled(),
+                               "requires_grad": out.requires_grad, "out": out.detach().to("cpu")})
+            return out
+
+    return PlantedModel
+
+
+def build(torch, world: dict, roles: dict, device, seed: int) -> tuple[dict, Any]:
+    """Bind each free name to its stand-in; returns (bindings, model)."""
+    data = make_data(torch, world, device, seed)
+    model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data["X"], data["Y"]),
+                                         batch_size=world["batch_size"], shuffle=False)
+    if world["head"] == "binary":
+        criterion = torch.nn.BCEWithLogitsLoss() if world["binary_output"] == "logits" else torch.nn.BCELoss()
+    else:
+        criterion = torch.nn.CrossEntropyLoss()
+    makers = {
+        "model": lambda: model,
+        "loader": lambda: loader,
+        "criterion": lambda: criterion,
+        "optimizer": lambda: torch.optim.SGD(model.parameters(), lr=0.1),
+        "device": lambda: device,
+        "inputs": lambda: data["X"],
+        "labels": lambda: data["Y"],
+        "batch_size": lambda: world["batch_size"],
+        "num_classes": lambda: world["classes"],
+        "progress": lambda: _passthrough,
+    }
+    return {name: makers[role]() for name, role in roles.items() if role in makers}, model
+
+
+def _passthrough(iterable=None, *args, **kwargs):
+    """A tqdm-like wrapper that only iterates."""
+    return iterable
+
+
+def ground_truth(torch, world: dict, device, seed: int) -> dict:
+    """The metrics computed straight from the synthetic data, not from the user's code."""
+    data = make_data(torch, world, device, seed)
+    correct = int((data["pred"] == data["y"]).sum())
+    n = world["n"]
+    model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device).eval()
+    with torch.no_grad():
+        out = model(data["X"])
+    f = torch.nn.functional
+    if world["head"] == "binary":
+        target = data["y"].float().to(device).unsqueeze(1)
+        loss = (f.binary_cross_entropy_with_logits(out, target) if world["binary_output"] == "logits"
+                else f.binary_cross_entropy(out, target))
+    else:
+        loss = f.cross_entropy(out, data["y"].to(device))
+    return {"correct": correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
+            "loss": float(loss.item())}

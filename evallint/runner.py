@@ -1,0 +1,173 @@
+"""Run a check (or fix) over many files: parallel workers, cache, diffs, writes.
+
+No analysis here: each file goes through `engine.lint_source` / `fixer.fix_source`.
+One bad file never stops the others.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .cache import ResultCache
+from .config import Settings
+from .diagnostic import Diagnostic
+from .engine import FileResult, lint_source, _unreadable
+from .fixer import fix_source
+from .registry import load_rules
+from .source import Source, SourceError
+from .writer import write_atomic
+
+# Below this many files per worker, process start-up costs more than it saves.
+_MIN_FILES_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    fix: bool = False
+    unsafe_fixes: bool = False
+    diff: bool = False
+    jobs: int = 0            # 0: all cores
+    use_cache: bool = True
+    keep_sources: bool = False
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    fixed: int = 0
+    fixed_codes: list[str] = field(default_factory=list)
+    diff: str = ""
+    source: Optional[Source] = None
+    new_text: Optional[str] = None   # fixed text (stdin mode)
+
+
+@dataclass
+class RunResult:
+    files: list[FileOutcome]
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return [d for f in self.files for d in f.diagnostics]
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for f in self.files for e in f.errors]
+
+    @property
+    def fixed(self) -> int:
+        return sum(f.fixed for f in self.files)
+
+    @property
+    def sources(self) -> dict:
+        return {f.path: f.source for f in self.files if f.source is not None}
+
+
+def process_source(source: Source, settings: Settings, options: RunOptions, write: bool) -> FileOutcome:
+    rules = load_rules()
+    out = FileOutcome(source.path)
+    if options.fix or options.diff:
+        unsafe = options.unsafe_fixes or settings.unsafe_fixes
+        fixed = fix_source(source, settings, rules, unsafe)
+        out.diagnostics, out.errors = fixed.diagnostics, fixed.errors
+        if fixed.changed:
+            out.fixed, out.fixed_codes = fixed.applied, fixed.applied_codes
+            out.new_text = fixed.source.text
+            if options.diff:
+                out.diff = _unified_diff(source, fixed.source)
+                out.diagnostics = lint_source(source, settings, rules).diagnostics
+                out.fixed = 0
+            elif write:
+                if not fixed.source.can_write_layout():
+                    out.errors.append(f"{source.path}: not written: the notebook's JSON layout cannot be "
+                                      "reproduced exactly (fixes were not applied)")
+                    out.fixed = 0
+                else:
+                    try:
+                        write_atomic(source.path, fixed.source.to_bytes())
+                    except OSError as exc:
+                        out.errors.append(f"{source.path}: cannot write the fixed file: {exc}")
+                        out.fixed = 0
+        final_source = fixed.source if (fixed.changed and not options.diff) else source
+    else:
+        result: FileResult = lint_source(source, settings, rules)
+        out.diagnostics, out.errors = result.diagnostics, result.errors
+        final_source = source
+    if out.diagnostics and options.keep_sources:
+        out.source = final_source
+    return out
+
+
+def _unified_diff(old: Source, new: Source) -> str:
+    if old.notebook is not None:
+        a, b = old.notebook.raw, new.notebook.raw
+    else:
+        a, b = old.text, new.text
+    return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
+                                        fromfile=f"a/{old.path}", tofile=f"b/{old.path}"))
+
+
+def _check_file(args) -> FileOutcome:
+    path, settings, options, cache = args
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        r = _unreadable(path, f"cannot read file: {exc.strerror or exc}", settings)
+        return FileOutcome(path, r.diagnostics)
+    key = None
+    if cache is not None and not (options.fix or options.diff):
+        key = cache.key(path, data)
+        hit = cache.get(key)
+        if hit is not None:
+            out = FileOutcome(path, hit)
+            if hit and options.keep_sources:
+                try:
+                    out.source = Source.from_bytes(data, path)
+                except SourceError:
+                    pass
+            return out
+    try:
+        source = Source.from_bytes(data, path)
+    except SourceError as exc:
+        r = _unreadable(path, str(exc), settings)
+        return FileOutcome(path, r.diagnostics)
+    try:
+        out = process_source(source, settings, options, write=True)
+    except RecursionError:
+        return FileOutcome(path, errors=[f"{path}: the code nests too deeply to be analysed"])
+    except Exception as exc:  # never let one file take the run down
+        return FileOutcome(path, errors=[f"{path}: internal error: {exc!r}"])
+    if key is not None and not out.errors:
+        cache.put(key, out.diagnostics)
+    return out
+
+
+def run_paths(files: list[str], settings: Settings, options: RunOptions) -> RunResult:
+    cache = None
+    if options.use_cache:
+        rules = load_rules()
+        rules_key = ",".join(f"{r.code}:{r.__module__}" for r in rules.all())
+        cache = ResultCache(settings.root, settings.fingerprint(), rules_key)
+    jobs = options.jobs or os.cpu_count() or 1
+    jobs = max(1, min(jobs, len(files) // _MIN_FILES_PER_WORKER))
+    work = [(f, settings, options, cache) for f in files]
+    if jobs == 1:
+        outcomes = [_check_file(w) for w in work]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(_check_file, work, chunksize=max(1, len(work) // (jobs * 8))))
+    return RunResult(outcomes)
+
+
+def run_text(text: str, filename: str, settings: Settings, options: RunOptions) -> RunResult:
+    """Check (or fix) text given on stdin, named `filename` for config and output."""
+    try:
+        source = Source.from_text(text, filename, notebook=filename.endswith(".ipynb"))
+    except SourceError as exc:
+        return RunResult([FileOutcome(filename, _unreadable(filename, str(exc), settings).diagnostics)])
+    return RunResult([process_source(source, settings, options, write=False)])
