@@ -127,7 +127,7 @@ def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None
     if unknown:
         raise ConfigError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} in [tool.evallint]: "
                           f"{', '.join(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
-    root = path.parent if path is not None else (start if start.is_dir() else start.parent)
+    root = path.parent if path is not None else Path.cwd()
 
     def codes(value, key) -> set[str]:
         if value is None:
