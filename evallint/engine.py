@@ -9,14 +9,13 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .config import Settings
 from .diagnostic import Diagnostic, Edit, Fix
-from .edits import fix_span
 from .facts import ModuleFacts
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source, SourceError
+from .spans import node_spans, render, syntactic_start
 from .suppress import is_suppressed, skips_file
 from .textpos import LineIndex
 
@@ -49,7 +48,8 @@ def _unreadable(path: str, message: str, settings: Settings) -> FileResult:
     return result
 
 
-def lint_source(source: Source, settings: Settings, rules: RuleSet) -> FileResult:
+def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True) -> FileResult:
+    """`prefilter=False` parses every file (benchmarks compare both ways)."""
     result = FileResult(source.path, source=source)
     if skips_file(source.text):
         return result
@@ -57,7 +57,8 @@ def lint_source(source: Source, settings: Settings, rules: RuleSet) -> FileResul
     selected = [r for r in rules.all() if r.code in enabled]
     want_syntax = _SYNTAX.code in enabled
     text = source.text
-    selected = [r for r in selected if r.may_fire(text)]
+    if prefilter:
+        selected = [r for r in selected if r.may_fire(text)]
     if not selected:
         # No selected rule can fire; only a syntax error could be reported.
         if want_syntax and not _compiles(text):
@@ -99,7 +100,8 @@ def _parse(source: Source, text: str, result: FileResult, report: bool) -> Optio
         if source.notebook is not None:
             return _parse_notebook_cells(source, result, report)
         if report:
-            result.diagnostics.append(_syntax_diagnostic(source, exc.raw_line, exc.raw_column, exc.message))
+            line, col, message = _error_position(text, exc)
+            result.diagnostics.append(_syntax_diagnostic(source, line, col, message))
     except RecursionError:
         result.errors.append(f"{source.path}: the code nests too deeply to be parsed")
     return None
@@ -115,14 +117,27 @@ def _parse_notebook_cells(source: Source, result: FileResult, report: bool) -> O
             cst.parse_module(cell_text)
         except cst.ParserSyntaxError as exc:
             if report:
-                result.diagnostics.append(_syntax_diagnostic(
-                    source, span.first_line + exc.raw_line - 1, exc.raw_column, exc.message))
+                line, col, message = _error_position(cell_text, exc)
+                result.diagnostics.append(_syntax_diagnostic(source, span.first_line + line - 1, col, message))
             for i in range(span.first_line - 1, span.first_line - 1 + span.line_count):
                 lines[i] = ""
     try:
         return cst.parse_module("\n".join(lines))
     except cst.ParserSyntaxError:
         return None
+
+
+def _error_position(text: str, exc: cst.ParserSyntaxError) -> tuple[int, int, str]:
+    """Where the error is: CPython's parser points where the fix goes (libcst often
+    points at the next token, lines later); libcst's position when CPython accepts it."""
+    try:
+        compile(text, "<evallint>", "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
+    except SyntaxError as err:
+        if err.lineno:
+            return err.lineno, max((err.offset or 1) - 1, 0), err.msg
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    return exc.raw_line, exc.raw_column, exc.message
 
 
 def _syntax_diagnostic(source: Source, vline: int, col0: int, message: str) -> Diagnostic:
@@ -133,40 +148,45 @@ def _syntax_diagnostic(source: Source, vline: int, col0: int, message: str) -> D
                       source_lines=(source.line_text(line, cell),))
 
 
-def _positions(module: cst.Module):
-    # Only files with findings pay for positions.
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnostic]:
+    # One recording codegen pass gives the spans of the flagged nodes and of the
+    # nodes that fixes replace; nothing else in the file pays for positions.
+    wanted = [f.node for _, f in findings]
+    wanted += [c.old for _, f in findings if f.fix is not None for c in f.fix.changes]
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20000))
     try:
-        return wrapper.resolve(PositionProvider)
+        spans = node_spans(module, wanted)
     finally:
         sys.setrecursionlimit(limit)
-
-
-def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnostic]:
-    positions = _positions(module)
-    analysed = module.code
+    analysed = source.text if source.notebook is None else module.code
     index = LineIndex(analysed)
     out = []
     for rule_cls, finding in findings:
-        rng = positions.get(finding.node)
-        if rng is None:
+        span = spans.get(id(finding.node))
+        if span is None:
             continue
-        cell, line = source.to_cell(rng.start.line)
-        end_cell, end_line = source.to_cell(rng.end.line)
+        start = syntactic_start(analysed, span[0], span[1], finding.node)
+        (vline, col), (vend, end_col) = index.position(start), index.position(_trim_end(analysed, start, span[1]))
+        cell, line = source.to_cell(vline)
+        end_cell, end_line = source.to_cell(vend)
         if end_cell != cell:
-            end_line, end_col = line, rng.start.column
-        else:
-            end_col = rng.end.column
+            end_line, end_col = line, col
         context = _context_lines(source, cell, line, end_line)
         if is_suppressed([context[0], context[-1]], rule_cls.code, rule_cls.name):
             continue
-        fix = _fix(source, module, finding, analysed, index) if finding.fix is not None else None
+        fix = _fix(source, module, finding, analysed, index, spans) if finding.fix is not None else None
         out.append(Diagnostic(rule_cls.code, rule_cls.name, rule_cls.severity, finding.message,
-                              source.path, line, rng.start.column + 1, end_line, end_col + 1,
+                              source.path, line, col + 1, end_line, end_col + 1,
                               cell=cell, fix=fix, source_lines=context))
     return out
+
+
+def _trim_end(text: str, start: int, end: int) -> int:
+    """A span ends before its trailing whitespace and newline."""
+    while end > start and text[end - 1] in " \t\r\n":
+        end -= 1
+    return end
 
 
 def _context_lines(source: Source, cell, line: int, end_line: int) -> tuple[str, ...]:
@@ -176,21 +196,40 @@ def _context_lines(source: Source, cell, line: int, end_line: int) -> tuple[str,
     return tuple(lines) or ("",)
 
 
-def _fix(source: Source, module: cst.Module, finding, analysed: str, index: LineIndex) -> Optional[Fix]:
-    span = fix_span(module, finding.fix, analysed, index)
-    if span is None:
+def _fix(source: Source, module: cst.Module, finding, analysed: str, index: LineIndex, spans) -> Optional[Fix]:
+    edits = []
+    for change in finding.fix.changes:
+        span = spans.get(id(change.old))
+        if span is None:
+            return None
+        start, end, indent = span
+        try:
+            new = render(module, change.new, change.old, indent)
+        except Exception:  # a replacement libcst cannot print is no fix
+            return None
+        old = analysed[start:end]
+        p = 0
+        while p < min(len(old), len(new)) and old[p] == new[p]:
+            p += 1
+        q = 0
+        while q < min(len(old), len(new)) - p and old[len(old) - 1 - q] == new[len(new) - 1 - q]:
+            q += 1
+        if old == new:
+            continue
+        (line, col), (end_line, end_col) = index.position(start + p), index.position(end - q)
+        content = new[p: len(new) - q]
+        if source.notebook is not None:
+            # Edits stay inside one cell and never touch a masked (magic) line.
+            if any(n in source.masked_lines for n in range(line, end_line + 1)):
+                return None
+            cell = source.cell_for_virtual_range(line, end_line)
+            if cell is None:
+                return None
+            _, line = source.to_cell(line)
+            _, end_line = source.to_cell(end_line)
+            edits.append(Edit(line, col + 1, end_line, end_col + 1, content, cell=cell))
+        else:
+            edits.append(Edit(line, col + 1, end_line, end_col + 1, content))
+    if not edits:
         return None
-    (line, col), (end_line, end_col), content = span
-    if source.notebook is not None:
-        # Edits stay inside one cell and never touch a masked (magic) line.
-        if any(n in source.masked_lines for n in range(line, end_line + 1)):
-            return None
-        cell = source.cell_for_virtual_range(line, end_line)
-        if cell is None:
-            return None
-        _, line = source.to_cell(line)
-        _, end_line = source.to_cell(end_line)
-        edit = Edit(line, col + 1, end_line, end_col + 1, content, cell=cell)
-    else:
-        edit = Edit(line, col + 1, end_line, end_col + 1, content)
-    return Fix(finding.fix.applicability, finding.fix.message, (edit,))
+    return Fix(finding.fix.applicability, finding.fix.message, tuple(edits))

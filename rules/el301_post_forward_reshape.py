@@ -6,7 +6,7 @@ import libcst as cst
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import TORCH_TOKENS, ModuleFacts
 from evallint.facts.exprs import dotted, simple_assignment
-from evallint.facts.flow import reads_after
+from evallint.facts.flow import statements_in
 from evallint.fixkit import remove
 from evallint.rule import Finding, Invalid, Rule
 
@@ -91,16 +91,29 @@ class PostForwardReshape(Rule):
         return None
 
     def _read_later(self, facts, stmt, name) -> bool:
-        if any(name in s.loads for s in facts.statements[stmt.order + 1:] if s.function is stmt.function
-               and not stmt.contains(s)):
-            return True
+        """Could the reshaped value be read: by the next iteration or later code?"""
         loops = facts.enclosing_loops(stmt)
-        if loops:
-            loop = loops[0]
-            # The next iteration must rebind the name before reading it.
-            rebinds = name in loop.targets or any(
-                name in s.stores for s in stmt.block[: stmt.index])
-            return not rebinds or bool(reads_after(facts.index, name, loop.stmt))
+        if loops and name not in loops[0].targets:
+            # The next iteration starts at the top of the body: a read there, before
+            # any rebinding, sees the reshaped value.
+            for s in statements_in(loops[0].stmt, facts.index):
+                if s.order >= stmt.order:
+                    return True  # nothing rebinds it: the next forward pass reads it
+                if name in s.loads:
+                    return True
+                if name in s.stores:
+                    break
+        skip_until = -1
+        for s in facts.index.function_body(stmt.function):
+            if s.order <= stmt.end_order or s.order <= skip_until:
+                continue
+            if isinstance(s.node, cst.For) and name in s.stores and name not in s.loads:
+                skip_until = s.end_order  # the loop binds it before its body reads it
+                continue
+            if name in s.loads:
+                return True
+            if name in s.stores and (s.parent is None or s.parent is stmt.parent or s.parent.contains(stmt)):
+                return False  # overwritten unconditionally before any read
         return False
 
     VALID = [
@@ -112,6 +125,8 @@ class PostForwardReshape(Rule):
         "import torch\nfor x, y in loader:\n    out = model(x)\n    y = y.view(-1)\n    loss = criterion(out, y)\n",
         # outside a loop and read later
         "import torch\nout = net(images)\nimages = images.view(-1)\nshow(images)\n",
+        # no loop target rebinds it: the next iteration feeds the reshaped value to the model
+        "import torch\nfor step in range(10):\n    out = model(state)\n    state = state.view(-1)\n",
     ]
     INVALID = [
         Invalid(
@@ -128,6 +143,27 @@ class PostForwardReshape(Rule):
             for inputs, targets in train_loader:
                 outputs = model(inputs)
                 loss = criterion(outputs, targets)
+            """,
+        ),
+        # a later loop rebinds the name before reading it: still dead here
+        Invalid(
+            """
+            import torch
+            def run(model, train_loader, test_loader):
+                for inputs, targets in train_loader:
+                    outputs = model(inputs)
+                    inputs = torch.flatten(inputs)
+                for inputs, targets in test_loader:
+                    print(model(inputs).shape, inputs.shape)
+            """,
+            line=5, column=9,
+            fixed="""
+            import torch
+            def run(model, train_loader, test_loader):
+                for inputs, targets in train_loader:
+                    outputs = model(inputs)
+                for inputs, targets in test_loader:
+                    print(model(inputs).shape, inputs.shape)
             """,
         ),
         Invalid(

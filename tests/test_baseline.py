@@ -167,3 +167,68 @@ def test_unusable_baselines_raise_a_clear_error(tmp_path, content, expected):
 def test_unwritable_baseline_raises_a_clear_error(tmp_path):
     with pytest.raises(BaselineError, match="cannot write baseline"):
         write_baseline(Path("missing-folder/b.json"), [diag()], cwd=tmp_path)
+
+
+# The real CLI: record, then fail only on new findings ----------------------------------
+
+BUGGY = """
+import torch
+
+
+def evaluate(model, test_loader):
+    model.eval()
+    correct = 0
+    total = 0
+    with torch.no_grad():
+        for images, labels in test_loader:
+            outputs = model(images)
+            _, predicted = torch.max(outputs, 1)
+            total += labels.size(0)
+            correct = (predicted == labels).sum().item()
+    print(100 * correct / total)
+"""
+
+
+def codes(done) -> list[str]:
+    return [d["code"] for d in json.loads(done.stdout)]
+
+
+def test_cli_baseline_hides_recorded_findings_and_catches_new_ones(cli, write, tmp_path):
+    write("src/eval.py", BUGGY)
+    (tmp_path / "ci").mkdir()
+    done = cli("check", "--write-baseline", "ci/baseline.json", "--no-cache", "src", cwd=tmp_path)
+    assert "Wrote 1 finding to the baseline ci/baseline.json." in done.stderr
+    document = json.loads((tmp_path / "ci" / "baseline.json").read_text(encoding="utf-8"))
+    assert [(e["code"], e["path"]) for e in document["entries"]] == [("EL101", "../src/eval.py")]
+
+    # Same code, checked from another folder: nothing new, exit 0.
+    done = cli("check", "--format", "json", "--baseline", "../ci/baseline.json", ".", cwd=tmp_path / "src")
+    assert (done.returncode, codes(done)) == (0, [])
+    assert "1 finding hidden by the baseline" in done.stderr
+
+    # Unrelated edits move the line: still hidden.
+    write("src/eval.py", "import os\n\n\nSEED = 0\n" + BUGGY)
+    done = cli("check", "--format", "json", "--baseline", "ci/baseline.json", "src", cwd=tmp_path)
+    assert (done.returncode, codes(done)) == (0, [])
+
+    # A second, identical bug in a new function is new.
+    write("src/eval.py", BUGGY + BUGGY.replace("def evaluate", "def evaluate_again"))
+    done = cli("check", "--format", "json", "--baseline", "ci/baseline.json", "src", cwd=tmp_path)
+    assert done.returncode == 1
+    (new,) = json.loads(done.stdout)
+    assert (new["code"], new["line"]) == ("EL101", 28)
+
+
+def test_cli_unwritable_baseline_is_a_clear_error(cli, write, tmp_path):
+    write("eval.py", BUGGY)
+    done = cli("check", "--write-baseline", "no-such-folder/baseline.json", ".", cwd=tmp_path)
+    assert done.returncode == 2
+    assert ("evallint: error: cannot write baseline no-such-folder/baseline.json: "
+            "No such file or directory") in done.stderr
+
+
+def test_cli_missing_baseline_is_a_usage_error(cli, write, tmp_path):
+    write("eval.py", BUGGY)
+    done = cli("check", "--baseline", "nope.json", ".", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "baseline file nope.json does not exist; create it with --write-baseline nope.json" in done.stderr

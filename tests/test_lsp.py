@@ -20,6 +20,8 @@ pytest.importorskip("pygls")
 WAIT_S = 20.0  # generous: the first lint imports libcst and the rule pack
 
 BUGGY = textwrap.dedent("""\
+    import torch
+
     correct = 0
     total = 0
     with torch.no_grad():
@@ -37,7 +39,7 @@ FIXED = BUGGY.replace("correct = (predicted", "correct += (predicted")
 WIDE_PREFIX = 'note = "准确率😀"; '
 WIDE = BUGGY.replace("        correct = (predicted", "        " + WIDE_PREFIX + "correct = (predicted")
 WIDE_FIXED = WIDE.replace("correct = (predicted", "correct += (predicted")
-BUG_LINE0 = 7  # 0-based line of `correct = ...`
+BUG_LINE0 = 9  # 0-based line of `correct = ...`
 
 
 # --- a minimal LSP client ---------------------------------------------------------
@@ -262,8 +264,7 @@ def test_did_open_publishes_diagnostic_with_all_fields(ready, tmp_path):
     assert diag["message"]
     fix = diag["data"]["fix"]
     assert fix["applicability"] == "safe"
-    assert fix["edits"] and all({"line", "column", "end_line", "end_column", "content"} <= set(e)
-                                for e in fix["edits"])
+    assert apply_edits(BUGGY, fix["edits"]) == FIXED  # the fix in data is LSP edits too
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-8", "utf-32"])
@@ -304,7 +305,7 @@ def test_did_change_is_debounced_and_newest_version_wins(ready, tmp_path):
                                                 "contentChanges": [{"text": text}]})
     final = ready.diagnostics(uri)
     assert final["version"] == 4
-    assert [d["code"] for d in final["diagnostics"]] == []
+    assert "EL101" not in [d["code"] for d in final["diagnostics"]]
     # Nothing was published for the superseded versions 2 and 3.
     later = [m for m in ready.drain(0.8) if m.get("method") == "textDocument/publishDiagnostics"]
     assert later == []
@@ -319,7 +320,7 @@ def test_incremental_change_in_utf16_units(ready, tmp_path):
     ready.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{
         "range": {"start": {"line": BUG_LINE0, "character": col}, "end": {"line": BUG_LINE0, "character": col + 1}},
         "text": "+="}]})
-    assert [d["code"] for d in ready.diagnostics(uri, version=2)["diagnostics"]] == []
+    assert "EL101" not in [d["code"] for d in ready.diagnostics(uri, version=2)["diagnostics"]]
 
 
 def test_did_save_relints(ready, tmp_path):
@@ -351,7 +352,7 @@ def test_workspace_config_is_read_from_the_documents_folder(ready, tmp_path):
     (project / "pyproject.toml").write_text('[tool.evallint]\nignore = ["EL101"]\n', encoding="utf-8")
     quiet = ready.open(project / "eval.py", BUGGY)
     loud = ready.open(tmp_path / "eval.py", BUGGY)
-    assert [d["code"] for d in ready.diagnostics(quiet)["diagnostics"]] == []
+    assert "EL101" not in [d["code"] for d in ready.diagnostics(quiet)["diagnostics"]]
     only_el101(ready.diagnostics(loud))
 
 
@@ -389,6 +390,22 @@ def test_quick_fix_edit_yields_fixed_code(ready, tmp_path, text, fixed):
     assert action["diagnostics"] == [diag]
     edits = action["edit"]["changes"][uri]
     assert apply_edits(text, edits) == fixed
+
+
+def test_unsafe_fix_is_offered_but_not_preferred(ready, tmp_path):
+    uri = ready.open(tmp_path / "eval.py", BUGGY)
+    el201 = [d for d in ready.diagnostics(uri)["diagnostics"] if d["code"] == "EL201"]
+    assert el201 and el201[0]["data"]["fix"]["applicability"] == "unsafe"
+    actions = ready.call("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": el201[0]["range"],
+        "context": {"diagnostics": el201, "only": ["quickfix"]}})
+    assert len(actions) == 1
+    assert actions[0]["isPreferred"] is False and actions[0]["title"].endswith("(unsafe)")
+    # Fix all stays with safe fixes: the unsafe `model.eval()` insertion is not in it.
+    fix_all = ready.call("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": el201[0]["range"],
+        "context": {"diagnostics": [], "only": ["source.fixAll.evallint"]}})
+    assert apply_edits(BUGGY, fix_all[0]["edit"]["changes"][uri]) == FIXED
 
 
 def test_quick_fix_in_utf8_client(client, tmp_path):
@@ -431,14 +448,14 @@ def test_fix_all_source_action(ready, tmp_path):
 def test_code_action_on_a_document_edited_since_the_last_publish(ready, tmp_path):
     uri = ready.open(tmp_path / "eval.py", BUGGY)
     ready.diagnostics(uri, version=1)
-    moved = "import torch\n" + BUGGY
+    moved = "import os\n" + BUGGY
     ready.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
                                             "contentChanges": [{"text": moved}]})
     # Asked before the debounced lint ran: the server lints version 2 itself.
     line = {"start": {"line": BUG_LINE0 + 1, "character": 8}, "end": {"line": BUG_LINE0 + 1, "character": 8}}
     actions = ready.call("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": line,
                                                      "context": {"diagnostics": [], "only": ["quickfix"]}})
-    assert apply_edits(moved, actions[0]["edit"]["changes"][uri]) == "import torch\n" + FIXED
+    assert apply_edits(moved, actions[0]["edit"]["changes"][uri]) == "import os\n" + FIXED
 
 
 # --- notebooks ---------------------------------------------------------------------------

@@ -326,3 +326,103 @@ def test_junit_clean_run_has_passing_cases(tmp_path):
     root = junit_of([], tmp_path, ["b.py", "a.py"])
     assert root.attrib["tests"] == "2" and root.attrib["failures"] == "0"
     assert [c.get("name") for c in root.iter("testcase")] == ["a.py", "b.py"]
+
+
+def test_sarif_with_the_real_rule_registry_is_valid(tmp_path, sarif_validator):
+    from evallint.registry import load_rules
+
+    rules = load_rules()
+    ctx = types.SimpleNamespace(rules=rules, cwd=tmp_path, fixed=0, sources={}, files_checked=[])
+    document = json.loads(sarif.render([overwrite()], ctx))
+    assert not list(sarif_validator.iter_errors(document))
+    descriptors = document["runs"][0]["tool"]["driver"]["rules"]
+    assert [d["id"] for d in descriptors] == sorted(r.code for r in rules.everything())
+    for descriptor in descriptors:
+        rule = rules.get(descriptor["id"])
+        assert descriptor["helpUri"] == rule.docs_url()
+        assert descriptor["help"]["markdown"] == rule.documentation()
+        assert descriptor["fullDescription"]["text"], descriptor["id"]
+
+
+# The real CLI on a small project --------------------------------------------------------
+
+BUGGY = """
+import torch
+
+
+def evaluate(model, test_loader):
+    correct = 0
+    total = 0
+    with torch.no_grad():
+        for images, labels in test_loader:
+            outputs = model(images)
+            _, predicted = torch.max(outputs, 1)
+            total += labels.size(0)
+            correct = (predicted == labels).sum().item()
+    print(100 * correct / total)
+"""
+OVERWRITE_LINE = 12  # `correct = ...` in BUGGY
+
+
+@pytest.fixture
+def project(tmp_path, write):
+    write("src/eval.py", BUGGY)
+    write("src/clean.py", "def double(x):\n    return 2 * x\n")
+    return tmp_path
+
+
+def cli_json(cli, project):
+    """The findings as `--format json` reports them: the oracle for the other formats."""
+    done = cli("check", "--format", "json", "--no-cache", ".", cwd=project)
+    assert done.returncode == 1, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_cli_sarif_is_valid_and_locates_the_overwrite(cli, project, sarif_validator):
+    done = cli("check", "--format", "sarif", ".", cwd=project)
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    assert not list(sarif_validator.iter_errors(document))
+    run = document["runs"][0]
+    by_rule = {r["ruleId"]: r for r in run["results"]}
+    result = by_rule["EL101"]
+    assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "EL101"
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"] == {"uri": "src/eval.py", "uriBaseId": "%SRCROOT%"}
+    assert location["region"]["startLine"] == OVERWRITE_LINE
+    (replacement,) = result["fixes"][0]["artifactChanges"][0]["replacements"]
+    assert replacement["insertedContent"] == {"text": "+"}
+    assert len(run["results"]) == len(cli_json(cli, project))
+
+
+def test_cli_github_matches_the_json_findings(cli, project):
+    expected = [
+        f"::{d['severity']} file=src/eval.py,line={d['line']},col={d['column']},"
+        f"endLine={d['end_line']},endColumn={d['end_column']},title={d['code']}::{d['message']}"
+        for d in cli_json(cli, project)
+    ]
+    done = cli("check", "--format", "github", ".", cwd=project)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == expected
+    assert any(f"line={OVERWRITE_LINE},col=" in line and "title=EL101" in line for line in expected)
+
+
+def test_cli_gitlab_matches_the_json_findings(cli, project):
+    found = cli_json(cli, project)
+    done = cli("check", "--format", "gitlab", ".", cwd=project)
+    assert done.returncode == 1, done.stderr
+    issues = json.loads(done.stdout)
+    assert [(i["check_name"], i["location"], i["severity"]) for i in issues] == [
+        (d["code"], {"path": "src/eval.py", "lines": {"begin": d["line"], "end": d["end_line"]}},
+         "critical" if d["severity"] == "error" else "major") for d in found]
+    assert len({i["fingerprint"] for i in issues}) == len(issues)
+
+
+def test_cli_junit_lists_clean_and_failing_files(cli, project):
+    found = cli_json(cli, project)
+    done = cli("check", "--format", "junit", ".", cwd=project)
+    assert done.returncode == 1, done.stderr
+    root = ET.fromstring(done.stdout.encode("utf-8"))
+    cases = {c.get("name"): [f.get("type") for f in c] for c in root.iter("testcase")}
+    assert cases == {"src/clean.py": [], "src/eval.py": [d["code"] for d in found]}
+    assert (root.get("tests"), root.get("failures")) == ("2", "1")

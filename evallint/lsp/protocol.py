@@ -4,11 +4,10 @@ pygls deserializes inside `json.loads`, so a request whose params do not fit the
 method's type raises before it is dispatched and the client never hears back (and
 waits forever). Garbage bodies and non-object messages are only logged. JSON-RPC
 asks for an error response in each case; this class sends it and keeps serving.
-It also applies evallint's position-encoding preference (see positions.choose_encoding).
+It also applies evallint's position-encoding preference (see encoding.choose_encoding).
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from cattrs import transform_error
@@ -19,8 +18,6 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from .encoding import choose_encoding
-
-log = logging.getLogger(__name__)
 
 
 class AnsweredError(Exception):

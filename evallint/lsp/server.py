@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import traceback
 from pathlib import Path
@@ -29,7 +28,6 @@ from .encoding import UTF16
 from .protocol import AnsweredError, EvallintProtocol
 
 DEBOUNCE_S = 0.3
-log = logging.getLogger(__name__)
 
 
 class EvallintServer(LanguageServer):

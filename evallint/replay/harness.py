@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 import warnings
 
@@ -91,7 +92,8 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
     torch.manual_seed(seed)  # dropout masks: the same sequence for both versions
     runs = []
     for _ in range(2):  # two passes over the same data: do they agree?
-        bindings, model = standins.build(torch, job["world"], job["roles"], device, seed)
+        bindings, model = standins.build(torch, job["world"], job["roles"], device, seed,
+                                         job.get("model_mode", "train"))
         ns, missing = _namespace(job["imports"], bindings)
         before = {k: v.detach().clone() for k, v in model.state_dict().items()}
         out, err = io.StringIO(), io.StringIO()
@@ -172,6 +174,7 @@ def main() -> int:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     for job in request["jobs"]:
         result: dict = {"id": job["id"], "versions": {}}
+        started = time.perf_counter()
         try:
             for version, code in job["versions"].items():
                 if code is None:
@@ -185,6 +188,7 @@ def main() -> int:
         except BaseException as exc:  # noqa: BLE001 - never lose the other jobs
             result["error"] = _error_text(exc)
             result["trace"] = traceback.format_exc(limit=3)[-800:]
+        result["seconds"] = round(time.perf_counter() - started, 3)
         _emit(result)
     return 0
 

@@ -31,6 +31,7 @@ class Evidence:
     metric_fixed: Optional[Sink] = None
     sink_index: Optional[int] = None   # positions of the metric in each version's sinks
     sink_index_fixed: Optional[int] = None
+    alternatives: tuple = ()           # (Sink, index) of other values, latest first
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ def _close(a: Optional[float], b: Optional[float]) -> bool:
 def fmt(value: Optional[float]) -> str:
     if value is None:
         return "—"
-    if value == 0 or 1e-3 <= abs(value) < 1e6:
+    if float(value).is_integer() and abs(value) < 1e6:
+        return f"{int(value)}" if abs(value) >= 100 else f"{value:.1f}"
+    if 1e-3 <= abs(value) < 1e6:
         return f"{value:.4g}" if abs(value) < 1 else f"{value:.6g}"
     return f"{value:.3e}"
 
@@ -106,11 +109,19 @@ def judge_metric(ev: Evidence) -> Judgement:
     if ev.metric is None:
         return Judgement(NOT_REPLAYABLE, "no metric is printed, returned or assigned after the loop")
     w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
-    unit = unit_of(ev.metric_fixed or ev.metric)
-    truth = ev.result["truth"][unit]
+    metric, metric_fixed = ev.metric, ev.metric_fixed or ev.metric
     w = _sink_value(w_run, ev.sink_index)
     f = _sink_value(f_run, ev.sink_index_fixed)
-    base = dict(metric=ev.metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
+    if w is None and not w_run["error"]:
+        # The flagged value is not a number (a tensor, a list): judge the latest value that is.
+        for sink, idx in ev.alternatives:
+            if _sink_value(w_run, idx) is not None:
+                metric = metric_fixed = sink
+                w, f = _sink_value(w_run, idx), _sink_value(f_run, idx)
+                break
+    unit = unit_of(metric_fixed)
+    truth = ev.result["truth"][unit]
+    base = dict(metric=metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
                 truth=fmt(truth), written_value=w, fixed_value=f, truth_value=truth)
     if w_run["error"]:
         if f_run is not None and not f_run["error"]:
@@ -118,17 +129,23 @@ def judge_metric(ev: Evidence) -> Judgement:
                              **{**base, "written": "error"})
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
     if w is None:
-        return Judgement(NOT_REPLAYABLE, f"`{ev.metric.label}` is not a number at the end of the region", **base)
+        return Judgement(NOT_REPLAYABLE, f"`{metric.label}` is not a number at the end of the region", **base)
     if f_run is not None and f_run["error"]:
         return Judgement(NOT_REPRODUCED, f"the fixed region raises {f_run['error']}", **base)
     if _close(w, truth):
         extra = "; the fix changes no value" if _close(w, f) else ""
         return Judgement(NOT_REPRODUCED, f"as written the metric equals the ground truth{extra}", **base)
+    if ev.has_fix and _close(w, f):
+        return Judgement(NOT_REPRODUCED, "the fix changes no computed value on synthetic data", **base)
     off = _ratio(w, truth)
     if not ev.has_fix:
         return Judgement(CONFIRMED, f"as written {off}; the rule offers no fix", **base)
     if _close(f, truth):
         return Judgement(CONFIRMED, f"as written {off}; the fix restores the ground truth", **base)
+    if f is not None and abs(f - truth) <= 0.05 * abs(truth) and abs(w - truth) > 5 * abs(f - truth):
+        # e.g. a mean of batch means: the fix is right, the short last batch weighs a little more
+        return Judgement(CONFIRMED, f"as written {off}; the fix brings it within "
+                                    f"{abs(f - truth) / abs(truth):.1%} of the ground truth", **base)
     if _close(w, f):
         return Judgement(NOT_REPRODUCED, "the fix changes no value", **base)
     return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth", **base)
@@ -170,7 +187,7 @@ def judge_mode(ev: Evidence) -> Judgement:
         return f"{shown}, {agree}, {mode}" if shown else f"{agree}, {mode}"
 
     truth = None
-    if ev.metric is not None:
+    if ev.metric is not None and _sink_value(w_ver["runs"][0], ev.sink_index) is not None:
         truth = ev.result["truth"][unit_of(ev.metric_fixed or ev.metric)]
     base = dict(metric=metric, written=show(w_ver, w_diff), truth=fmt(truth) if truth is not None else "—",
                 fixed=show(f_ver, f_diff) if f_ver else "no fix", written_value=w_diff, fixed_value=f_diff,

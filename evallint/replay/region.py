@@ -180,9 +180,11 @@ def anchor_path(tree: _Tree, line: int) -> list[_Level]:
     if isinstance(last, cst.SimpleStatementLine):
         return path
     extended = _first_loop(path)
-    if not extended:
-        raise RegionError("no evaluation loop or metric statement at the finding")
-    return extended
+    if extended:
+        return extended
+    if isinstance(last, (cst.With, cst.If, cst.Try, cst.While)):
+        return path  # e.g. a `with` header flagged, with no loop inside
+    raise RegionError("no evaluation loop or metric statement at the finding")
 
 
 # ---------------------------------------------------------------------------------
@@ -299,6 +301,8 @@ class _Cutter:
         available = BUILTINS | self.modules | set(scope_roles)
         anchor_use = name_use(self.anchor)
         produced = set(anchor_use.writes | anchor_use.aug)
+        if not produced:  # `model.eval` as a statement: what follows uses the same objects
+            produced = set(anchor_use.reads - BUILTINS - self.modules)
         defs: dict[str, tuple[frozenset[str], str]] = {}
         if isinstance(self.anchor, cst.SimpleStatementLine):
             self._record_defs(self.anchor, defs)
@@ -306,6 +310,7 @@ class _Cutter:
 
         excluded: set[int] = set()
         for _ in range(8):  # drop statements whose inputs nothing can provide, to a fixed point
+            post = {d: [st for st in stmts if id(st) not in excluded] for d, stmts in post.items()}
             prior, accumulators = self._prior(post, available, standins, produced, excluded)
             body = self._assemble(prior, post)
             region_module = cst.Module(body=body, default_indent=self.tree.module.default_indent,
@@ -317,7 +322,7 @@ class _Cutter:
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
-            culprits = [st for stmts in prior.values() for st in stmts
+            culprits = [st for stmts in list(prior.values()) + list(post.values()) for st in stmts
                         if id(st) not in excluded and set(missing) & name_use(st).reads]
             if not missing or not culprits:
                 break
@@ -327,6 +332,9 @@ class _Cutter:
 
         acc_sinks = [Sink(n, n, frozenset({n}), n) for n in dict.fromkeys(accumulators)]
         all_sinks = _dedupe(acc_sinks + sinks)
+        if not all_sinks and isinstance(self.anchor, cst.For):
+            # Nothing reported after the loop: the last values its body computed.
+            all_sinks = [Sink(n, n, frozenset({n}), n) for n in sorted(_loop_assigned(self.anchor))]
         return Region(code=region_module.code, imports=tuple(self.imports), free=tuple(free), roles=roles,
                       sinks=tuple(all_sinks), metric=_pick_metric(all_sinks, self.flagged),
                       anchor_line=self.tree.lines(self.anchor)[0], flagged=self.flagged)
@@ -346,8 +354,10 @@ class _Cutter:
                     break
                 use = name_use(stmt)
                 reads = (use.reads | use.aug) - use.writes
-                if not isinstance(stmt, cst.SimpleStatementLine) or _has_io(stmt):
-                    if reads & derived:
+                compound = not isinstance(stmt, cst.SimpleStatementLine)
+                if _has_io(stmt) or (compound and not (reads & derived and reads <= known)) \
+                        or isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                    if reads & derived and not compound:
                         sinks.extend(self._sinks_of(stmt, known, defs))
                     if use.writes & derived:
                         stop = True  # the metric's names are redefined by code we do not run
@@ -355,9 +365,9 @@ class _Cutter:
                 if reads <= known:
                     uses_region = bool((use.reads | use.aug) & derived)
                     cands.append((depth, stmt, uses_region))
-                    known |= use.writes
+                    known |= use.writes | use.aug
                     if uses_region:
-                        derived |= use.writes
+                        derived |= use.writes | use.aug
                 elif reads & derived:
                     sinks.extend(self._sinks_of(stmt, known, defs))  # e.g. wandb.log({...})
                 if any(isinstance(x, (cst.Return, cst.Raise)) for x in _small(stmt)):
@@ -481,6 +491,18 @@ class _Cutter:
         return f"no stand-in for `{name}`"
 
 
+def _loop_assigned(loop: cst.For) -> set[str]:
+    out: set[str] = set()
+    if isinstance(loop.body, cst.IndentedBlock):
+        for stmt in loop.body.body:
+            for small in _small(stmt):
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        if isinstance(t.target, cst.Name):
+                            out.add(t.target.value)
+    return out
+
+
 def _local_of(import_line: str) -> str:
     if " as " in import_line:
         return import_line.rsplit(" as ", 1)[1].strip()
@@ -581,18 +603,18 @@ def cut_region(text: str, line: int) -> Region:
     return _Cutter(tree, anchor_path(tree, line), flagged_names(tree, line)).cut()
 
 
-def anchor_start(text: str, line: int) -> tuple[tuple[int, int], bool]:
+def anchor_start(text: str, line: int) -> tuple[tuple[int, int], type]:
     """Where the anchor of the finding at `line` starts (line, 0-based column), and
-    whether it is a loop: used to find the same region in the fixed text."""
+    its statement type: used to find the same region in the fixed text."""
     tree = _Tree(text)
     path = anchor_path(tree, line)
-    return tree.start(path[-1].node), isinstance(path[-1].node, cst.For)
+    return tree.start(path[-1].node), type(path[-1].node)
 
 
-def cut_at(text: str, start: tuple[int, int], loop: bool, flagged: frozenset[str]) -> Region:
-    """Cut the region whose anchor is the first loop (or statement) at or after `start`."""
+def cut_at(text: str, start: tuple[int, int], kind: type, flagged: frozenset[str]) -> Region:
+    """Cut the region whose anchor is the first statement of type `kind` at or after `start`."""
     tree = _Tree(text)
-    path = tree.path_from(start, cst.For if loop else cst.SimpleStatementLine)
+    path = tree.path_from(start, kind)
     if not path:
         raise RegionError("the fixed code has no matching region")
     return _Cutter(tree, path, flagged).cut()

@@ -64,10 +64,11 @@ def make_model_class(torch):
     return PlantedModel
 
 
-def build(torch, world: dict, roles: dict, device, seed: int) -> tuple[dict, Any]:
+def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = "train") -> tuple[dict, Any]:
     """Bind each free name to its stand-in; returns (bindings, model)."""
     data = make_data(torch, world, device, seed)
     model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device)
+    model.train(model_mode == "train")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data["X"], data["Y"]),
                                          batch_size=world["batch_size"], shuffle=False)
     if world["head"] == "binary":

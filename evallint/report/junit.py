@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,9 @@ def _xml_safe(text: str) -> str:
 
 def render(diagnostics: list[Diagnostic], ctx: Any) -> str:
     cwd = Path(ctx.cwd)
-    by_file: dict[str, list[Diagnostic]] = defaultdict(list)
-    for path in ctx.files_checked:
-        by_file[relative_posix(path, cwd, cwd)]
+    by_file: dict[str, list[Diagnostic]] = {relative_posix(p, cwd, cwd): [] for p in ctx.files_checked}
     for diag in sorted(diagnostics, key=lambda d: d.sort_key):
-        by_file[relative_posix(diag.path, cwd, cwd)].append(diag)
+        by_file.setdefault(relative_posix(diag.path, cwd, cwd), []).append(diag)
 
     failing = sum(1 for found in by_file.values() if found)
     counts = {"tests": str(len(by_file)), "failures": str(failing), "errors": "0"}
