@@ -115,7 +115,7 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
     fmt = fmt or ("full" if sys.stdout.isatty() else "concise")
     use_color = color if color is not None else (sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     options = RunOptions(fix=fix, unsafe_fixes=settings.unsafe_fixes, diff=diff, jobs=jobs,
-                         use_cache=not no_cache, keep_sources=fmt in ("full", "lsp", "sarif"))
+                         use_cache=not no_cache, keep_sources=fmt in ("full", "lsp"))
     if stdin_filename:
         result = run_text(click.get_text_stream("stdin").read(), stdin_filename, settings, options)
         files = [stdin_filename]
@@ -127,8 +127,11 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
         result = run_paths(files, settings, options)
     diagnostics = result.diagnostics
     if write_baseline:
-        from .baseline import write_baseline as _write
-        count = _write(Path(write_baseline), diagnostics)
+        from .baseline import BaselineError, write_baseline as _write
+        try:
+            count = _write(Path(write_baseline), diagnostics)
+        except BaselineError as exc:
+            _fail(str(exc))
         click.echo(f"Wrote {count} finding{'s' if count != 1 else ''} to the baseline {write_baseline}.", err=True)
     if base is not None:
         diagnostics, hidden = base.filter(diagnostics)
@@ -155,6 +158,8 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
         click.echo(f"evallint: error: {err}", err=True)
     if result.errors:
         sys.exit(EXIT_ERROR)
+    if write_baseline:
+        sys.exit(EXIT_CLEAN)  # today's findings are recorded: they are accepted
     threshold = Severity(settings.fail_on).rank
     failing = [d for d in diagnostics if d.severity.rank >= threshold]
     if diff and any(f.diff for f in result.files) and not exit_zero:

@@ -50,6 +50,11 @@ def _unreadable(path: str, message: str, settings: Settings) -> FileResult:
 
 def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True) -> FileResult:
     """`prefilter=False` parses every file (benchmarks compare both ways)."""
+    try:
+        source.text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent by an editor
+        return _unreadable(source.path, f"the text holds an invalid character at offset {exc.start} "
+                                        "(an unpaired surrogate); it cannot be parsed", settings)
     result = FileResult(source.path, source=source)
     if skips_file(source.text):
         return result

@@ -129,7 +129,8 @@ def judge_metric(ev: Evidence) -> Judgement:
                              **{**base, "written": "error"})
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
     if w is None:
-        return Judgement(NOT_REPLAYABLE, f"`{metric.label}` is not a number at the end of the region", **base)
+        return Judgement(NOT_REPLAYABLE, f"the region computes no number to compare (`{metric.label}` "
+                                         "is not a scalar)", metric=metric.label)
     if f_run is not None and f_run["error"]:
         return Judgement(NOT_REPRODUCED, f"the fixed region raises {f_run['error']}", **base)
     if _close(w, truth):

@@ -15,9 +15,9 @@ def unit_column(text: str, col0: int, encoding: str = "utf-16") -> int:
     """Code-point column -> column in the client's position encoding."""
     prefix = text[:col0]
     if encoding == "utf-16":
-        return len(prefix.encode("utf-16-le")) // 2
+        return len(prefix.encode("utf-16-le", "surrogatepass")) // 2
     if encoding == "utf-8":
-        return len(prefix.encode("utf-8"))
+        return len(prefix.encode("utf-8", "surrogatepass"))
     return len(prefix)
 
 
@@ -29,7 +29,7 @@ def char_column(text: str, unit: int, encoding: str = "utf-16") -> int:
     for i, ch in enumerate(text):
         if count >= unit:
             return i
-        count += (2 if ord(ch) > 0xFFFF else 1) if encoding == "utf-16" else len(ch.encode("utf-8"))
+        count += (2 if ord(ch) > 0xFFFF else 1) if encoding == "utf-16" else len(ch.encode("utf-8", "surrogatepass"))
     return len(text)
 
 

@@ -6,6 +6,8 @@ looks at the call and its result; nothing in torch is patched.
 """
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +74,7 @@ class EvalGuard:
         self.issues.append(GuardIssue(kind, message))
         if self.strict:
             raise EvalGuardError(message)
-        warnings.warn(EvalGuardWarning(message), stacklevel=4)
+        warnings.warn(EvalGuardWarning(message), stacklevel=_user_stacklevel())
 
     def _check_model_mode(self) -> None:
         self._model_checked = True
@@ -117,6 +119,24 @@ def _make_mode(torch, owner: EvalGuard):
             return result
 
     return _GuardMode()
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_stacklevel() -> int:
+    """The stack level of the first frame outside evallint.runtime and torch, so the
+    warning points at the user's line, however deep the torch call was."""
+    import torch
+
+    torch_dir = os.path.dirname(os.path.abspath(torch.__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not (name.startswith(_HERE) or name.startswith(torch_dir)):
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1
 
 
 def _arg(args: tuple, kwargs: dict, name: str, index: int) -> Any:

@@ -1,0 +1,104 @@
+"""Rebuild a finding's test and training datasets from the code that constructs them,
+for the overlap probe. Only chains of assignments made of literals, allow-listed
+modules (torch, torchvision, ...) and each other are rebuilt; anything else (a
+file's own Dataset class, data loaded from disk) makes the finding not replayable.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
+
+from .names import BUILTINS, name_use
+from .region import RegionError, _code, _has_io, _local_of, _module_imports, _small, _Tree
+
+_TRAIN = re.compile(r"train", re.I)
+
+
+@dataclass(frozen=True)
+class DatasetsCode:
+    code: str
+    imports: tuple[str, ...]
+    test_expr: str
+    train_expr: str
+
+
+def _unwrap_loader(expr: cst.BaseExpression) -> cst.BaseExpression:
+    if isinstance(expr, cst.Call):
+        f = expr.func
+        name = f.attr.value if isinstance(f, cst.Attribute) else f.value if isinstance(f, cst.Name) else ""
+        if name == "DataLoader":
+            for a in expr.args:
+                if a.keyword is None or a.keyword.value == "dataset":
+                    return a.value
+    return expr
+
+
+def _callee(expr: cst.BaseExpression) -> str:
+    if isinstance(expr, cst.Call):
+        return _code(expr.func)
+    return ""
+
+
+def _assignments(block) -> list[tuple[int, str, cst.BaseExpression, cst.BaseStatement]]:
+    out = []
+    for stmt in block:
+        for small in _small(stmt):
+            if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+                out.append((id(stmt), small.targets[0].target.value, small.value, stmt))
+    return out
+
+
+def build_datasets_code(text: str, line: int) -> DatasetsCode:
+    tree = _Tree(text)
+    path = tree.path_to(line)
+    if not path or not isinstance(path[-1].node, cst.SimpleStatementLine):
+        raise RegionError("the finding is not on a dataset assignment")
+    stmt = path[-1].node
+    assigns = [s for s in _small(stmt) if isinstance(s, cst.Assign)]
+    if not assigns:
+        raise RegionError("the finding is not on a dataset assignment")
+    test_value = _unwrap_loader(assigns[0].value)
+    # The statements visible before the finding: enclosing blocks, outermost first.
+    visible: list[cst.BaseStatement] = []
+    for lv in path:
+        visible.extend(lv.block[: lv.index])
+    defs = _assignments(visible)
+
+    train_value: Optional[cst.BaseExpression] = None
+    if isinstance(test_value, cst.Name) and _TRAIN.search(test_value.value):
+        train_value = test_value  # the test loader wraps the training data itself
+    else:
+        cands = [(name, _unwrap_loader(v)) for _, name, v, _ in defs if _TRAIN.search(name)]
+        same = [v for _, v in cands if _callee(v) and _callee(v) == _callee(test_value)]
+        pick = same or [v for _, v in cands if isinstance(v, (cst.Call, cst.Name))]
+        train_value = pick[-1] if pick else None
+    if train_value is None:
+        raise RegionError("no training dataset found to compare with")
+
+    imports, origin = _module_imports(tree.module)
+    modules = {_local_of(line_) for line_ in imports}
+    local = {s.name.value for s in tree.module.body if isinstance(s, (cst.FunctionDef, cst.ClassDef))}
+    needed = set(name_use(test_value).reads) | set(name_use(train_value).reads)
+    chosen: list[cst.BaseStatement] = []
+    for sid, name, value, st in reversed(defs):
+        if name not in needed:
+            continue
+        if _has_io(st) or id(st) in {id(c) for c in chosen}:
+            raise RegionError(f"`{name}` is loaded from files, not built from literals")
+        chosen.append(st)
+        needed = (needed - {name}) | set(name_use(value).reads)
+    missing = sorted(needed - BUILTINS - modules)
+    if missing:
+        n = missing[0]
+        if n in origin:
+            raise RegionError(f"`{n}` comes from `{origin[n]}`, which replay does not import")
+        if n in local:
+            raise RegionError(f"`{n}` is defined in this file; replay does not run the module's code")
+        raise RegionError(f"`{n}` is not built from literals")
+    body = "".join(cst.Module(body=[s]).code for s in reversed(chosen))
+    test_src, train_src = _code(test_value), _code(train_value)
+    code = f"{body}__test__ = {test_src}\n__train__ = {train_src}\n"
+    return DatasetsCode(code=code, imports=tuple(imports), test_expr=test_src, train_expr=train_src)

@@ -1,0 +1,228 @@
+"""Replay a file's findings: prepare one job per finding, run them all in one child,
+judge each with its rule's probe."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from ..runtime._torch import INSTALL_HINT, torch_available
+from .child import run_child
+from .datasets import build_datasets_code
+from .positions import edit_spans, map_position, virtual_line
+from .probes import Evidence, Probe, probes_of
+from .region import Region, RegionError, anchor_start, cut_at, cut_region
+from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
+from .world import world_for
+
+DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class _Prepared:
+    diag: Any
+    probes: tuple[Probe, ...]
+    job: Optional[dict] = None
+    written: Optional[Region] = None
+    fixed: Optional[Region] = None
+    skip: Optional[str] = None  # why it is not replayable
+
+
+def run_replay(path: str, select: Optional[set[str]], device: str, seed: int, settings, rules,
+               time_limit: float = DEFAULT_TIME_LIMIT) -> ReplayReport:
+    """Lint `path`, then replay its findings (those in `select`, all when None)."""
+    if not torch_available():
+        return ReplayReport(path=path, seed=seed, error=f"replay needs PyTorch, which is not installed; {INSTALL_HINT}")
+    from ..engine import lint_path  # the engine is only needed here; keeps imports light
+
+    result = lint_path(path, settings, rules)
+    if result.source is None:
+        why = "; ".join(d.message for d in result.diagnostics) or "the file cannot be read"
+        return ReplayReport(path=path, seed=seed, error=why)
+    diags = [d for d in result.diagnostics if _selected(d.code, select)]
+    return replay_diagnostics(result.source, diags, rules, device=device, seed=seed, time_limit=time_limit)
+
+
+def _selected(code: str, select: Optional[Iterable[str]]) -> bool:
+    return select is None or any(code.startswith(s) for s in select)
+
+
+def replay_diagnostics(source, diagnostics, rules, device: str = "auto", seed: int = 0,
+                       time_limit: float = DEFAULT_TIME_LIMIT) -> ReplayReport:
+    """Replay given diagnostics of one Source."""
+    return replay_sources([(source, diagnostics)], rules, device, seed, time_limit)[0]
+
+
+def replay_sources(items, rules, device: str = "auto", seed: int = 0,
+                   time_limit: float = DEFAULT_TIME_LIMIT) -> list[ReplayReport]:
+    """Replay the diagnostics of several Sources with one child process (torch starts once)."""
+    started = time.perf_counter()
+    items = list(items)
+    paths = [getattr(src, "path", "<source>") for src, _ in items]
+
+    def failed(error: str, torch_version=None) -> list[ReplayReport]:
+        return [ReplayReport(path=p, seed=seed, error=error, torch_version=torch_version,
+                             seconds=time.perf_counter() - started) for p in paths]
+
+    if device not in DEVICES:
+        return failed(f"unknown device {device!r}; use auto, cpu or cuda")
+    if not torch_available():
+        return failed(f"replay needs PyTorch, which is not installed; {INSTALL_HINT}")
+    prepared: list[list[_Prepared]] = []
+    jobs = []
+    for src, diags in items:
+        group = [_prepare(src, d, _rule(rules, d.code)) for d in sorted(diags, key=lambda d: d.sort_key)]
+        for p in group:
+            if p.job is not None:
+                p.job["id"] = len(jobs)
+                jobs.append(p.job)
+        prepared.append(group)
+    header: dict = {}
+    results: dict = {}
+    notes: list[str] = []
+    # An explicit --device cuda is checked even with nothing to run: the user asked for it.
+    if jobs or device == "cuda":
+        child = run_child(jobs, device, seed, time_limit)
+        header, results = child.header, child.results
+        if header.get("fatal") == "cuda-unavailable":
+            return failed(f"--device cuda was requested but torch {header.get('torch')} sees no CUDA GPU; "
+                          "use --device cpu (or auto, which falls back to the CPU)", header.get("torch"))
+        if not header:
+            tail = child.stderr.strip().splitlines()[-1:] or ["no output"]
+            return failed(f"the replay child process failed: {tail[0]}")
+        if child.timed_out:
+            notes.append("the replay child ran out of time; unfinished findings are marked")
+    elapsed = time.perf_counter() - started
+    return [ReplayReport(path=path, device=header.get("device"), torch_version=header.get("torch"),
+                         findings=tuple(_judge(p, results) for p in group), seconds=elapsed, seed=seed,
+                         notes=tuple(notes))
+            for path, group in zip(paths, prepared)]
+
+
+def cli_replay(path: str, select, device: str, seed: int, fmt: str, settings, rules) -> int:
+    """What `evallint replay` does: run, print, return the exit status."""
+    import click
+
+    from .render import render
+
+    report = run_replay(path, select, device, seed, settings, rules)
+    if report.error and fmt == "text":
+        click.echo(f"evallint replay: {report.error}", err=True)
+    else:
+        click.echo(render(report, fmt), nl=False)
+    return report.exit_code
+
+
+def _rule(rules, code: str):
+    getter = getattr(rules, "get", None)
+    return getter(code) if getter else None
+
+
+def _prepare(source, diag, rule_cls) -> _Prepared:
+    probes = probes_of(rule_cls) if rule_cls is not None else ()
+    p = _Prepared(diag, probes)
+    if not probes:
+        p.skip = f"{diag.code} has no replay probe"
+        return p
+    if getattr(source, "kind", "python") == "notebook" and not hasattr(source, "to_virtual"):
+        p.skip = "notebooks are not supported"
+        return p
+    text = source.text
+    line = virtual_line(source, diag.cell, diag.line)
+    fixed_source = source.apply_edits(diag.fix.edits) if diag.fix else None
+    try:
+        if probes[0].job == "datasets":
+            p.job = _datasets_job(source, text, line, diag, fixed_source)
+        else:
+            p.job = _region_job(p, source, text, line, diag, fixed_source)
+    except RegionError as exc:
+        p.skip = str(exc)
+    except RecursionError:
+        p.skip = "the code nests too deeply to cut"
+    return p
+
+
+def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int]) -> tuple[int, int]:
+    return map_position(text, fixed_source.text, pos, edit_spans(source, diag.fix.edits))
+
+
+def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
+    p.written = cut_region(text, line)
+    if fixed_source is not None:
+        start, kind = anchor_start(text, line)
+        try:
+            p.fixed = cut_at(fixed_source.text, _fixed_position(source, text, fixed_source, diag, start),
+                             kind, p.written.flagged)
+        except RegionError:
+            p.fixed = None
+    exprs: list[str] = []
+    for region in (p.written, p.fixed):
+        for s in (region.sinks if region else ()):
+            if s.expr not in exprs:
+                exprs.append(s.expr)
+    roles = dict(p.written.roles)
+    imports = list(p.written.imports)
+    if p.fixed:
+        roles.update(p.fixed.roles)
+        imports += [i for i in p.fixed.imports if i not in imports]
+    world = world_for(p.written.code + "\n" + (p.fixed.code if p.fixed else ""))
+    # A fresh module is in training mode; only the mode probe keeps that default, so that
+    # the other probes see the rule's own bug and not a missing `model.eval()` as well.
+    train_mode = any(probe.name == "mode" for probe in p.probes)
+    return {"kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
+            "imports": imports, "roles": roles, "world": world.to_json(), "sinks": exprs,
+            "model_mode": "train" if train_mode else "eval"}
+
+
+def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
+    written = build_datasets_code(text, line)
+    fixed = None
+    if fixed_source is not None:
+        start = _fixed_position(source, text, fixed_source, diag, (line, 0))
+        try:
+            fixed = build_datasets_code(fixed_source.text, start[0])
+        except RegionError:
+            fixed = None
+    return {"kind": "datasets", "versions": {"written": written.code, "fixed": fixed.code if fixed else None},
+            "imports": list(written.imports), "max_items": 5000}
+
+
+def _judge(p: _Prepared, results: dict) -> FindingReplay:
+    d = p.diag
+    if p.skip is not None:
+        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, p.skip)
+    result = results.get(p.job["id"])
+    if result is None:
+        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, "the replay ran out of time")
+    sinks = p.job.get("sinks", [])
+    ev = Evidence(result=result, has_fix=d.fix is not None,
+                  metric=p.written.metric if p.written else None,
+                  metric_fixed=p.fixed.metric if p.fixed else None,
+                  sink_index=_index(sinks, p.written), sink_index_fixed=_index(sinks, p.fixed),
+                  alternatives=_alternatives(sinks, p.written, p.fixed))
+    if d.fix is not None and p.job["versions"].get("fixed") is None:
+        ev = Evidence(**{**ev.__dict__, "has_fix": False})
+    judged = [(probe, probe.judge(ev)) for probe in p.probes]
+    probe, j = next(((pr, jj) for pr, jj in judged if jj.verdict == "confirmed"), judged[0])
+    reason = j.reason
+    if d.fix is not None and p.job["versions"].get("fixed") is None:
+        reason += " (the fixed code could not be cut)"
+    return FindingReplay(d.code, d.line, j.verdict, reason, probe=probe.name, metric=j.metric, written=j.written,
+                         fixed=j.fixed, truth=j.truth, written_value=j.written_value, fixed_value=j.fixed_value,
+                         truth_value=j.truth_value, seconds=result.get("seconds"))
+
+
+def _alternatives(sinks: list[str], written: Optional[Region], fixed: Optional[Region]) -> tuple:
+    """Other values the region computed, latest first, present in both versions."""
+    if written is None:
+        return ()
+    fixed_exprs = {s.expr for s in fixed.sinks} if fixed else None
+    return tuple((s, sinks.index(s.expr)) for s in reversed(written.sinks)
+                 if s.expr in sinks and (fixed_exprs is None or s.expr in fixed_exprs))
+
+
+def _index(sinks: list[str], region: Optional[Region]) -> Optional[int]:
+    if region is None or region.metric is None:
+        return None
+    return sinks.index(region.metric.expr) if region.metric.expr in sinks else None
