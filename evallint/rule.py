@@ -93,10 +93,16 @@ class Rule:
     # "any of these"; a tuple of tuples means "any of each group". The rule's check
     # must itself require what the tokens stand for, so skipping changes no result.
     tokens: ClassVar[tuple] = ()
-    # Whether `evallint replay` can run the flagged region for this rule.
-    replayable: ClassVar[bool] = False
+    # The kind of evidence `evallint replay` collects for this rule's findings (see
+    # evallint/replay/probes.py: "metric", "mode", "grad", "overlap"); None: not replayable.
+    replay_probe: ClassVar[Union[str, tuple[str, ...], None]] = None
+    replayable: ClassVar[bool] = False  # derived from replay_probe
     VALID: ClassVar[Sequence[Union[str, Valid]]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.replayable = cls.replay_probe is not None
 
     def check(self, facts: "ModuleFacts") -> Iterable[Finding]:  # pragma: no cover
         raise NotImplementedError

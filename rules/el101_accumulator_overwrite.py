@@ -67,7 +67,7 @@ class AccumulatorOverwrite(Rule):
     severity = Severity.ERROR
     fixable = Applicability.SAFE
     tokens = ML_TOKENS
-    replayable = True
+    replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_ml:

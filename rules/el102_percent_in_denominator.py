@@ -82,7 +82,7 @@ class PercentInDenominator(Rule):
     severity = Severity.ERROR
     fixable = Applicability.UNSAFE
     tokens = (("100",), ML_TOKENS)
-    replayable = True
+    replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_ml:

@@ -48,7 +48,7 @@ class MissingEvalMode(Rule):
     severity = Severity.ERROR
     fixable = Applicability.UNSAFE
     tokens = TORCH_TOKENS
-    replayable = True
+    replay_probe = "mode"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

@@ -43,7 +43,7 @@ class MissingNoGrad(Rule):
     severity = Severity.WARNING
     fixable = Applicability.SAFE
     tokens = TORCH_TOKENS
-    replayable = True
+    replay_probe = "grad"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

@@ -47,7 +47,7 @@ class ModeCallMissingParens(Rule):
     fixable = Applicability.SAFE
     tokens = (("eval", "train", "zero_grad", "step", "backward", "no_grad", "inference_mode", "enable_grad"),
               TORCH_TOKENS)
-    replayable = True
+    replay_probe = ("mode", "grad")
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

@@ -60,7 +60,7 @@ class PostForwardReshape(Rule):
     severity = Severity.WARNING
     fixable = Applicability.UNSAFE
     tokens = (tuple(_RESHAPES), TORCH_TOKENS)
-    replayable = True
+    replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

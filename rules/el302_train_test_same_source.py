@@ -47,7 +47,7 @@ class TrainTestSameSource(Rule):
     severity = Severity.ERROR
     fixable = Applicability.SAFE
     tokens = (("torch", "Dataset", "DataLoader"),)
-    replayable = True
+    replay_probe = "overlap"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
