@@ -143,7 +143,8 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
     fixed_stdin = stdin_filename and fix and not diff
     report_stream_err = bool(fixed_stdin)
     if diff:
-        click.echo("".join(f.diff for f in result.files), nl=False)
+        diff_text = "".join(f.diff for f in result.files)
+        click.echo(diff_text if diff_text.endswith("\n") or not diff_text else diff_text + "\n", nl=False)
         if diagnostics and fmt in ("full", "concise"):
             click.echo(render("concise", diagnostics, ctx), err=True, nl=False)
     else:

@@ -5,7 +5,7 @@ import libcst as cst
 
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ML_TOKENS, ModuleFacts
-from evallint.facts.exprs import last_part, number, simple_assignment
+from evallint.facts.exprs import number, simple_assignment, value_assigned
 from evallint.facts.flow import last_assignment_before, reads_after, statements_in
 from evallint.facts.walk import walk
 from evallint.rule import Change, Finding, Invalid, Rule
@@ -15,6 +15,12 @@ _COUNT_CALLS = {"sum", "item", "count_nonzero", "eq", "numel", "size", "len", "m
                 "accuracy_score", "nonzero"}
 
 
+def is_mean_expression(expr: cst.BaseExpression) -> bool:
+    """A per-batch mean (`.mean()`): summing it gives a sum of means, not a count."""
+    calls = {n.func.attr.value for n in walk(expr) if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute)}
+    return "mean" in calls and not calls & {"sum", "count_nonzero"}
+
+
 def is_count_expression(expr: cst.BaseExpression) -> bool:
     for node in walk(expr):
         if isinstance(node, cst.Comparison) and any(isinstance(c.operator, cst.Equal) for c in node.comparisons):
@@ -22,7 +28,7 @@ def is_count_expression(expr: cst.BaseExpression) -> bool:
         if isinstance(node, cst.Call):
             func = node.func
             name = func.attr.value if isinstance(func, cst.Attribute) else (func.value if isinstance(func, cst.Name) else "")
-            if name in _COUNT_CALLS:
+            if name in _COUNT_CALLS or "accuracy" in name or "correct" in name:
                 return True
         if isinstance(node, cst.Subscript) and isinstance(node.value, cst.Attribute) and node.value.attr.value == "shape":
             return True
@@ -95,13 +101,16 @@ class AccumulatorOverwrite(Rule):
         later = [s for s in inside if s.order > stmt.order]
         if any(name in s.loads and isinstance(s.node, cst.AugAssign) for s in later):
             return None  # feeds another accumulator: a per-batch value by design
+        mean = is_mean_expression(value)
+        if mean and any(name in s.loads for s in later):
+            return None  # a per-batch mean used inside the loop: its last value may be meant
         if any(name in s.stores and isinstance(s.node, cst.AugAssign) for s in inside):
             return None  # also accumulated: the `=` is a deliberate reset
         if not reads_after(facts.index, name, loop.stmt):
             return None
         init = last_assignment_before(facts.index, name, loop.stmt)
-        init_value = simple_assignment(init.node) if init is not None else None
-        starts_at = number(init_value[1]) if init_value and init_value[0] == name else None
+        init_value = value_assigned(init.node, name) if init is not None else None
+        starts_at = number(init_value) if init_value is not None else None
         sibling = any(isinstance(s.node, cst.AugAssign) and isinstance(s.node.operator, cst.AddAssign)
                       for s in inside)
         if starts_at is None and not (init is None and sibling):
@@ -116,7 +125,10 @@ class AccumulatorOverwrite(Rule):
                                 operator=cst.AddAssign(whitespace_before=target.whitespace_before_equal,
                                                        whitespace_after=target.whitespace_after_equal),
                                 value=node.value)
-            fix = self.fix(Applicability.SAFE, f"Accumulate `{name}` with `+=`", Change(node, aug))
+            # Summing per-batch means is right only if the total is divided by the number of
+            # batches afterwards: unsafe.
+            fix = self.fix(Applicability.UNSAFE if mean else Applicability.SAFE,
+                           f"Accumulate `{name}` with `+=`", Change(node, aug))
         return Finding(stmt.node, message, fix)
 
     VALID = [
@@ -166,6 +178,16 @@ class AccumulatorOverwrite(Rule):
             correct = (model(x).argmax(1) == y).sum().item()
             total_correct += correct
         print(total_correct, correct)
+        """,
+        # a per-batch mean read inside the loop, last value returned
+        """
+        import torch
+        def evaluate(model, test_loader):
+            acc = 0
+            for x, y in test_loader:
+                acc = (model(x).argmax(1) == y).float().mean().item()
+                print("batch acc", acc)
+            return acc
         """,
         # single-batch evaluation outside any loop
         """
@@ -232,6 +254,46 @@ class AccumulatorOverwrite(Rule):
                 return n_correct / n_samples
             """,
             line=7, column=9,
+        ),
+        # tuple initialisation, the most common way to write it
+        Invalid(
+            """
+            import torch
+            correct, total = 0, 0
+            with torch.no_grad():
+                for x, y in test_loader:
+                    correct = (model(x).argmax(1) == y).sum().item()
+                    total += y.size(0)
+            print(correct / total)
+            """,
+            line=5, column=9,
+            fixed="""
+            import torch
+            correct, total = 0, 0
+            with torch.no_grad():
+                for x, y in test_loader:
+                    correct += (model(x).argmax(1) == y).sum().item()
+                    total += y.size(0)
+            print(correct / total)
+            """,
+        ),
+        # chained initialisation and a metric helper; a mean makes the fix unsafe
+        Invalid(
+            """
+            import torch
+            acc = total = 0
+            for x, y in val_loader:
+                acc = accuracy(model(x), y)
+            print(acc / len(val_loader))
+            """,
+            line=4, column=5,
+            fixed="""
+            import torch
+            acc = total = 0
+            for x, y in val_loader:
+                acc += accuracy(model(x), y)
+            print(acc / len(val_loader))
+            """,
         ),
         # the loss counterpart, inside an epoch loop
         Invalid(

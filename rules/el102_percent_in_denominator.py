@@ -51,6 +51,16 @@ def is_size(expr) -> bool:
     return any(_SIZE_NAME.search(n) for n in _names(expr))
 
 
+def _formatted_as_percent(statement: cst.CSTNode, binop: cst.BinaryOperation) -> bool:
+    """Is the ratio shown through a `%` format spec (`f"{x:.2%}"`), which multiplies by 100?"""
+    for node in walk(statement):
+        if isinstance(node, cst.FormattedStringExpression) and node.expression is binop and node.format_spec:
+            spec = "".join(getattr(part, "value", "") for part in node.format_spec)
+            if spec.endswith("%"):
+                return True
+    return False
+
+
 class PercentInDenominator(Rule):
     """
     ## What it does
@@ -87,29 +97,42 @@ class PercentInDenominator(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_ml:
             return
-        for binop, _stmt in facts.index.binops:
+        for binop, stmt in facts.index.binops:
             if not isinstance(binop.operator, cst.Divide):
                 continue
-            right = binop.right
+            right, wrapper = binop.right, None
+            if isinstance(right, cst.Call) and isinstance(right.func, cst.Name) and right.func.value == "float" \
+                    and len(right.args) == 1:
+                wrapper, right = right, right.args[0].value  # float(total * 100)
             if not (isinstance(right, cst.BinaryOperation) and isinstance(right.operator, cst.Multiply)):
                 continue
             if _is_hundred(right.right):
-                other = right.left
+                other, hundred = right.left, right.right
             elif _is_hundred(right.left):
-                other = right.right
+                other, hundred = right.right, right.left
             else:
                 continue
-            if not right.lpar or not is_count(binop.left) or not is_size(other):
+            if not (right.lpar or wrapper) or not is_count(binop.left) or not is_size(other):
                 continue
+            as_fraction = _formatted_as_percent(stmt.node, binop)
             yield Finding(binop, "The percentage is in the denominator: this divides by 100 instead of "
-                                 "multiplying, off by 10,000; write `count / n * 100`", self._fix(binop, other))
+                                 "multiplying, off by 10,000; write `count / n * 100`"
+                                 + (" (or `count / n`, since the `%` format already multiplies by 100)"
+                                    if as_fraction else ""),
+                          self._fix(binop, other, hundred, wrapper, as_fraction))
 
-    def _fix(self, binop: cst.BinaryOperation, other: cst.BaseExpression):
+    def _fix(self, binop, other, hundred, wrapper, as_fraction: bool):
         if isinstance(other, cst.BinaryOperation) and not other.lpar:
             other = other.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
-        ratio = cst.BinaryOperation(left=binop.left, operator=binop.operator, right=unparenthesized(other)
-                                    if not isinstance(other, cst.BinaryOperation) else other)
-        fixed = cst.BinaryOperation(left=ratio, operator=cst.Multiply(), right=cst.Integer("100"),
+        if wrapper is not None:
+            other = wrapper.with_changes(args=[wrapper.args[0].with_changes(value=unparenthesized(other))])
+        elif not isinstance(other, cst.BinaryOperation):
+            other = unparenthesized(other)
+        ratio = cst.BinaryOperation(left=binop.left, operator=binop.operator, right=other)
+        if as_fraction:
+            return self.fix(Applicability.UNSAFE, "Divide by the count (the `%` format shows it as a percentage)",
+                            Change(binop, ratio.with_changes(lpar=binop.lpar, rpar=binop.rpar)))
+        fixed = cst.BinaryOperation(left=ratio, operator=cst.Multiply(), right=hundred.with_changes(lpar=(), rpar=()),
                                     lpar=binop.lpar, rpar=binop.rpar)
         return self.fix(Applicability.UNSAFE, "Divide by the count, then multiply by 100", Change(binop, fixed))
 
@@ -137,6 +160,30 @@ class PercentInDenominator(Rule):
             predictions_binary = (torch.sigmoid(model(test_X)) > 0.5).float()
             accuracy = torch.sum(predictions_binary == test_Y) / len(test_Y) * 100
             print(f"accuracy: {accuracy:.2f}%")
+            """,
+        ),
+        # the `%` format already multiplies by 100: the fix keeps a fraction
+        Invalid(
+            """
+            import torch
+            print(f"accuracy {correct / (total * 100):.2%}")
+            """,
+            line=2, column=19,
+            fixed="""
+            import torch
+            print(f"accuracy {correct / total:.2%}")
+            """,
+        ),
+        # float() around the product; the literal is kept as written
+        Invalid(
+            """
+            import torch
+            acc = float(correct) / float(total * 100.0)
+            """,
+            line=2, column=7,
+            fixed="""
+            import torch
+            acc = float(correct) / float(total) * 100.0
             """,
         ),
         Invalid(

@@ -115,6 +115,37 @@ class MissingEvalMode(Rule):
             with torch.no_grad():
                 acc = evaluate(model, val_loader)
         """,
+        # `model.to(device).eval()` switches the model
+        """
+        import torch
+        def evaluate(model, test_loader, device):
+            model.to(device).eval()
+            with torch.no_grad():
+                for x, y in test_loader:
+                    out = model(x.to(device))
+        """,
+        # a helper method switches the model
+        """
+        import torch
+        class Runner:
+            def on_eval_start(self):
+                self.net.eval()
+
+            def validate(self, val_loader):
+                self.on_eval_start()
+                with torch.no_grad():
+                    for x, y in val_loader:
+                        out = self.net(x)
+        """,
+        # `model.eval` without () is EL204's finding, not a second one here
+        """
+        import torch
+        def evaluate(model, loader):
+            model.eval
+            with torch.no_grad():
+                for x, y in loader:
+                    out = model(x)
+        """,
         # Lightning switches modes itself
         """
         import torch

@@ -49,11 +49,11 @@ class MissingNoGrad(Rule):
         if not facts.uses_torch:
             return
         for p in facts.eval_passes:
-            if p.reason in ("lightning", "no_grad") or facts.grad_disabled(p.stmt):
+            if p.reason in ("lightning", "no_grad") or facts.grad_disabled(p.stmt) \
+                    or facts.parameters_frozen(p.model, p.loop.stmt):
                 continue
-            function = facts.function_of(p.loop.stmt)
-            if facts.needs_gradients(function.stmt if function is not None else p.loop.stmt):
-                continue
+            if facts.needs_gradients(p.loop.stmt):
+                continue  # gradient-based evaluation (saliency, attacks) needs them
             fix = None
             if facts.aliases.get("torch") == "torch":
                 fix = self.fix(Applicability.SAFE, "Wrap the loop in `with torch.no_grad():`",
@@ -95,6 +95,26 @@ class MissingNoGrad(Rule):
                 x.requires_grad_(True)
                 model(x).max().backward()
         """,
+        # a no_grad context kept in a variable
+        """
+        import torch
+        def evaluate(model, loader):
+            model.eval()
+            ctx = torch.no_grad()
+            with ctx:
+                for x, y in loader:
+                    out = model(x)
+        """,
+        # frozen weights: no graph is recorded
+        """
+        import torch
+        def test_frozen(model, test_loader):
+            model.eval()
+            for p in model.parameters():
+                p.requires_grad = False
+            for x, y in test_loader:
+                out = model(x)
+        """,
         # every caller disables gradients
         """
         import torch
@@ -114,6 +134,33 @@ class MissingNoGrad(Rule):
         """,
     ]
     INVALID = [
+        # training elsewhere in the function does not excuse the evaluation loop
+        Invalid(
+            """
+            import torch
+            def fit(model, train_loader, val_loader, opt, crit):
+                model.train()
+                for x, y in train_loader:
+                    crit(model(x), y).backward()
+                    opt.step()
+                model.to("cpu").eval()
+                for x, y in val_loader:
+                    out = model(x)
+            """,
+            line=9, column=15,
+            fixed="""
+            import torch
+            def fit(model, train_loader, val_loader, opt, crit):
+                model.train()
+                for x, y in train_loader:
+                    crit(model(x), y).backward()
+                    opt.step()
+                model.to("cpu").eval()
+                with torch.no_grad():
+                    for x, y in val_loader:
+                        out = model(x)
+            """,
+        ),
         Invalid(
             """
             import torch

@@ -57,13 +57,21 @@ class TrainTestSameSource(Rule):
         is_train = lambda n: p.is_train_data(n) and not p.is_eval_data(n)  # noqa: E731
         constructions = facts.constructions
         for c in constructions:
+            if any(a.star for a in c.call.args):
+                continue  # `**kwargs`: the arguments cannot be resolved
             if c.kind == "torchvision" and is_eval(c.name):
                 finding = self._torchvision(c)
                 if finding:
                     yield finding
+            elif c.kind == "loader" and is_eval(c.name):
+                data = c.dataset_expr()
+                if isinstance(data, cst.Name) and is_train(data.value) and not _sampled(c) \
+                        and facts.construction(data.value, c.stmt) is not None:
+                    yield Finding(c.call, f"`{c.name}` iterates over the training data `{data.value}`; "
+                                          "the evaluation score will be a training score")
         trains = [c for c in constructions if is_train(c.name)]
         for c in constructions:
-            if not is_eval(c.name) or c.kind == "torchvision":
+            if not is_eval(c.name) or last_part(c.callee) in _TRAIN_FLAG or any(a.star for a in c.call.args):
                 continue
             for t in trains:
                 if t.kind != c.kind or t.stmt.order > c.stmt.order:
@@ -104,7 +112,7 @@ class TrainTestSameSource(Rule):
             a, b = train.dataset_expr(), other.dataset_expr()
             if a is None or b is None or dotted(a) is None or dotted(a) != dotted(b):
                 return None
-            if any(keyword(x.call, k) for x in (train, other) for k in ("sampler", "batch_sampler")):
+            if _sampled(train) or _sampled(other):
                 return None  # index samplers split one dataset correctly
             if _rebound_between(facts, dotted(a).split(".")[0], train.stmt, other.stmt):
                 return None
@@ -149,6 +157,18 @@ class TrainTestSameSource(Rule):
                 self.path = path
         train_ds = CsvDataset("train.csv")
         test_ds = CsvDataset("test.csv")
+        """,
+        # the split comes from keyword arguments we cannot see
+        """
+        from torchvision import datasets
+        test_kwargs = dict(train=False, transform=tf)
+        test_set = datasets.MNIST("data", **test_kwargs)
+        """,
+        # folders per split
+        """
+        from torchvision import datasets
+        train_set = datasets.ImageFolder("data/train", transform=tf)
+        val_set = datasets.ImageFolder("data/val", transform=tf)
         """,
         # the same variable names, rebound to the test arrays in between
         """
@@ -204,7 +224,31 @@ class TrainTestSameSource(Rule):
             """,
             line=7, column=16,
         ),
+        # one image folder for both splits
+        Invalid(
+            """
+            from torchvision import datasets
+            train_set = datasets.ImageFolder("data/train", transform=tf)
+            val_set = datasets.ImageFolder("data/train", transform=tf)
+            """,
+            line=3, column=11,
+        ),
+        # the validation loader iterates over the training set
+        Invalid(
+            """
+            import torchvision
+            from torch.utils.data import DataLoader
+            train_set = torchvision.datasets.CIFAR10("data", train=True, download=True)
+            train_loader = DataLoader(train_set, batch_size=128, shuffle=True)
+            val_loader = DataLoader(train_set, batch_size=256)
+            """,
+            line=5, column=14,
+        ),
     ]
+
+
+def _sampled(loader) -> bool:
+    return any(keyword(loader.call, k) for k in ("sampler", "batch_sampler"))
 
 
 def _with_trailing_comma(args):

@@ -197,7 +197,7 @@ def test_unsafe_fixes_need_the_flag(write, tmp_path):
     p = write("a.py", "import torch\nacc = n_correct / (len(y) * 100)\n")
     r = run_cli("fix", "a.py", cwd=tmp_path)
     assert r.returncode == 1 and p.read_text().endswith("(len(y) * 100)\n")
-    assert "1 more with `--fix --unsafe-fixes`" in r.stdout
+    assert "(1 with `--fix --unsafe-fixes`)" in r.stdout
     r = run_cli("fix", "a.py", "--unsafe-fixes", cwd=tmp_path)
     assert r.returncode == 0 and p.read_text() == "import torch\nacc = n_correct / len(y) * 100\n"
 

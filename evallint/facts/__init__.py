@@ -243,8 +243,18 @@ class ModuleFacts:
         for a in stmt.ancestors():
             if a.is_function:
                 return False
-            if isinstance(a.node, cst.With) and any(loops.is_no_grad_item(i.item, self.qualify) for i in a.node.items):
+            if isinstance(a.node, cst.With) and any(self._is_no_grad_item(i.item, a) for i in a.node.items):
                 return True
+        return False
+
+    def _is_no_grad_item(self, expr: cst.BaseExpression, at: Stmt) -> bool:
+        if loops.is_no_grad_item(expr, self.qualify):
+            return True
+        if isinstance(expr, (cst.Attribute, cst.Name)) and self.qualify(expr) in loops.NO_GRAD:
+            return True  # `with torch.no_grad:` - the intent is clear; EL204 reports the typo
+        if isinstance(expr, cst.Name):
+            value = flow.assigned_value(self.index, expr.value, at)
+            return value is not None and loops.is_no_grad_item(value, self.qualify)
         return False
 
     def no_grad_decorated(self, function: scopes.FunctionInfo) -> bool:
@@ -272,6 +282,28 @@ class ModuleFacts:
             return False
         sites = self.call_sites(function)
         return bool(sites) and all(self.grad_disabled(site.stmt, _depth + 1) for site in sites)
+
+    def parameters_frozen(self, key: str, at: Stmt) -> bool:
+        """Before `at`: `key.requires_grad_(False)`, or `p.requires_grad = False` in a loop
+        over `key.parameters()`: no graph is recorded for the model's own weights."""
+        for s in flow.scope_statements(self.index, at):
+            if s.order >= at.order:
+                break
+            for call in s.calls:
+                mc = method_call(call)
+                if mc and mc[1] == "requires_grad_" and dotted(mc[0]) == key and call.args \
+                        and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "False":
+                    return True
+            node = s.node
+            if isinstance(node, cst.Assign) and isinstance(node.value, cst.Name) and node.value.value == "False" \
+                    and any(isinstance(t.target, cst.Attribute) and t.target.attr.value == "requires_grad"
+                            for t in node.targets):
+                for loop in self.enclosing_loops(s):
+                    it = loop.node.iter
+                    if isinstance(it, cst.Call) and method_call(it) and method_call(it)[1] == "parameters" \
+                            and dotted(it.func.value) == key:
+                        return True
+        return False
 
     # Models ----------------------------------------------------------------------
     def model_key(self, call: cst.Call) -> Optional[str]:
@@ -392,14 +424,20 @@ class ModuleFacts:
 
     def eval_mode_reaches(self, key: str, at: Stmt, _depth: int = 0) -> bool:
         """Is `key.eval()` (or train(False)) called before `at` in its scope with no
-        train() after it, or before every in-file call of the enclosing function?"""
+        train() after it, or before every in-file call of the enclosing function?
+        A call of an in-file helper that switches the model counts too, and so does a
+        bare `model.eval` (a typo that EL204 reports)."""
         state: Optional[bool] = None  # None: no mode call seen; True: train; False: eval
         seen = False
         for s in flow.scope_statements(self.index, at):
             if s.order >= at.order:
                 break
+            if isinstance(s.node, cst.Expr) and isinstance(s.node.value, cst.Attribute) \
+                    and s.node.value.attr.value == "eval" and _same_model(dotted(s.node.value.value) or "", key):
+                seen, state = True, False
+                continue
             for call in s.calls:
-                mc = models.mode_call(call)
+                mc = models.mode_call(call) or self._helper_mode_call(call, key)
                 if mc is None or not _same_model(mc[0], key):
                     continue
                 seen = True
@@ -420,6 +458,24 @@ class ModuleFacts:
             if site_key is None or not self.eval_mode_reaches(site_key, site.stmt, _depth + 1):
                 return False
         return True
+
+    def _helper_mode_call(self, call: cst.Call, key: str) -> Optional[tuple[str, Optional[bool]]]:
+        """A call of an in-file function or `self.` method whose body switches `key`
+        (the same name, or `self.x` inside a method) -> that switch."""
+        name = dotted(call.func)
+        if name is None:
+            return None
+        short = last_part(name)
+        if name.startswith("self."):
+            candidates = [f for f in self.functions.get(short, []) if f.is_method]
+        else:
+            candidates = [f for f in self.functions.get(name, []) if not f.is_method]
+        for f in candidates:
+            for inner, _ in self.calls_within(f.stmt):
+                mc = models.mode_call(inner)
+                if mc is not None and _same_model(mc[0], key):
+                    return mc
+        return None
 
     # Data ------------------------------------------------------------------------
     @cached_property

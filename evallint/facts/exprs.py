@@ -112,3 +112,22 @@ def simple_assignment(node: cst.CSTNode) -> Optional[tuple[str, cst.BaseExpressi
     if isinstance(node, cst.AnnAssign) and isinstance(node.target, cst.Name) and node.value is not None:
         return node.target.value, node.value
     return None
+
+
+def value_assigned(node: cst.CSTNode, name: str) -> Optional[cst.BaseExpression]:
+    """The value `name` gets from an assignment statement: `name = v`, `a = name = v`,
+    `name, b = v1, v2`; None when it cannot be told (unpacking a call, etc.)."""
+    if isinstance(node, cst.AnnAssign):
+        return node.value if isinstance(node.target, cst.Name) and node.target.value == name else None
+    if not isinstance(node, cst.Assign):
+        return None
+    for t in node.targets:
+        target = t.target
+        if isinstance(target, cst.Name) and target.value == name:
+            return node.value
+        if isinstance(target, (cst.Tuple, cst.List)) and isinstance(node.value, (cst.Tuple, cst.List)) \
+                and len(target.elements) == len(node.value.elements):
+            for el, val in zip(target.elements, node.value.elements):
+                if isinstance(el.value, cst.Name) and el.value.value == name and not isinstance(el, cst.StarredElement):
+                    return val.value
+    return None

@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 
 import libcst as cst
 
-from .exprs import simple_assignment
+from .exprs import value_assigned
 from .index import ModuleIndex, Stmt
 
 
@@ -38,10 +38,7 @@ def last_assignment_before(index: ModuleIndex, name: str, at: Stmt) -> Optional[
 def assigned_value(index: ModuleIndex, name: str, at: Stmt) -> Optional[cst.BaseExpression]:
     """The right-hand side of the last plain `name = value` before `at`."""
     s = last_assignment_before(index, name, at)
-    if s is None:
-        return None
-    pair = simple_assignment(s.node)
-    return pair[1] if pair and pair[0] == name else None
+    return value_assigned(s.node, name) if s is not None else None
 
 
 def reads_after(index: ModuleIndex, name: str, after: Stmt) -> list[Stmt]:

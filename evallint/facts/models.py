@@ -96,13 +96,18 @@ def calls_sensitivity(calls, qualify, class_sensitivity) -> Optional[bool]:
     return None if unknown else False
 
 
+_CHAINABLE = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "eval", "train", "requires_grad_"}
+
+
 def mode_call(node: cst.CSTNode) -> Optional[tuple[str, Optional[bool]]]:
     """`x.eval()` -> (x, False); `x.train()` -> (x, True); `x.train(False)` -> (x, False);
-    `x.train(flag)` -> (x, None)."""
+    `x.train(flag)` -> (x, None). Chains count: `x.to(device).eval()` -> (x, False)."""
     mc = method_call(node)
     if mc is None:
         return None
     obj, meth = mc
+    while isinstance(obj, cst.Call) and method_call(obj) and method_call(obj)[1] in _CHAINABLE:
+        obj = obj.func.value
     key = dotted(obj)
     if key is None:
         return None

@@ -53,7 +53,8 @@ def summary(diagnostics: list[Diagnostic], ctx: ReportContext) -> str:
     if safe:
         hints.append(f"{safe} fixable with `evallint check --fix`")
     if unsafe:
-        hints.append(f"{unsafe} more with `--fix --unsafe-fixes`" if not ctx.unsafe_fixes
+        more = "more " if safe else ""
+        hints.append(f"{unsafe} {more}with `--fix --unsafe-fixes`" if not ctx.unsafe_fixes
                      else f"{unsafe} with unsafe fixes")
     parts.append(line + (f" ({'; '.join(hints)})." if hints else "."))
     return " ".join(parts)
