@@ -149,9 +149,7 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
             click.echo(render("concise", diagnostics, ctx), err=True, nl=False)
     else:
         if fixed_stdin:
-            out = result.files[0]
-            click.echo(out.new_text if out.new_text is not None else click.get_text_stream("stdin").read() or
-                       (out.source.text if out.source else ""), nl=False)
+            click.echo(result.files[0].new_text, nl=False)
         click.echo(render(fmt, diagnostics, ctx), nl=False, err=report_stream_err)
     if statistics:
         _print_statistics(diagnostics)

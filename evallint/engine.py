@@ -29,18 +29,27 @@ class FileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     source: Optional[Source] = None
     errors: list[str] = field(default_factory=list)  # internal errors (exit 2)
-    parsed: bool = False
 
 
 def lint_path(path: str, settings: Settings, rules: RuleSet) -> FileResult:
     try:
         source = Source.read(path)
     except SourceError as exc:
-        return _unreadable(path, str(exc), settings)
+        return unreadable_result(path, str(exc), settings)
     return lint_source(source, settings, rules)
 
 
-def _unreadable(path: str, message: str, settings: Settings) -> FileResult:
+def lint_text(text: str, path: str, settings: Settings, rules: RuleSet) -> FileResult:
+    """Check text that is not (or not yet) on disk: stdin, an editor's buffer."""
+    try:
+        source = Source.from_text(text, path, notebook=path.endswith(".ipynb"))
+    except SourceError as exc:
+        return unreadable_result(path, str(exc), settings)
+    return lint_source(source, settings, rules)
+
+
+def unreadable_result(path: str, message: str, settings: Settings) -> FileResult:
+    """The result for a file that cannot be read as source: one EL001 diagnostic."""
     result = FileResult(path)
     if _UNREADABLE.code in settings.enabled_for(path):
         result.diagnostics.append(Diagnostic(_UNREADABLE.code, _UNREADABLE.name, _UNREADABLE.severity,
@@ -53,7 +62,7 @@ def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter
     try:
         source.text.encode("utf-8")
     except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent by an editor
-        return _unreadable(source.path, f"the text holds an invalid character at offset {exc.start} "
+        return unreadable_result(source.path, f"the text holds an invalid character at offset {exc.start} "
                                         "(an unpaired surrogate); it cannot be parsed", settings)
     result = FileResult(source.path, source=source)
     if skips_file(source.text):
@@ -72,7 +81,6 @@ def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter
     module = _parse(source, text, result, want_syntax)
     if module is None:
         return result
-    result.parsed = True
     facts = ModuleFacts(module, source.path, settings.patterns)
     findings = []
     for rule_cls in selected:

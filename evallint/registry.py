@@ -6,7 +6,6 @@ rule classes, or one rule class.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 import sys
 from dataclasses import dataclass
@@ -132,6 +131,3 @@ def load_rules() -> RuleSet:
             origins[r.code] = ep.name
     return RuleSet(rules, origins)
 
-
-def import_module_rules(module_name: str) -> list[type[Rule]]:
-    return rules_from(importlib.import_module(module_name))

@@ -15,7 +15,7 @@ from typing import Optional
 from .cache import ResultCache
 from .config import Settings
 from .diagnostic import Diagnostic
-from .engine import FileResult, lint_source, _unreadable
+from .engine import FileResult, lint_source, unreadable_result
 from .fixer import fix_source
 from .registry import load_rules
 from .source import Source, SourceError
@@ -117,7 +117,7 @@ def _check_file(args) -> FileOutcome:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        r = _unreadable(path, f"cannot read file: {exc.strerror or exc}", settings)
+        r = unreadable_result(path, f"cannot read file: {exc.strerror or exc}", settings)
         return FileOutcome(path, r.diagnostics)
     key = None
     if cache is not None and not (options.fix or options.diff):
@@ -134,7 +134,7 @@ def _check_file(args) -> FileOutcome:
     try:
         source = Source.from_bytes(data, path)
     except SourceError as exc:
-        r = _unreadable(path, str(exc), settings)
+        r = unreadable_result(path, str(exc), settings)
         return FileOutcome(path, r.diagnostics)
     try:
         out = process_source(source, settings, options, write=True)
@@ -169,5 +169,9 @@ def run_text(text: str, filename: str, settings: Settings, options: RunOptions) 
     try:
         source = Source.from_text(text, filename, notebook=filename.endswith(".ipynb"))
     except SourceError as exc:
-        return RunResult([FileOutcome(filename, _unreadable(filename, str(exc), settings).diagnostics)])
-    return RunResult([process_source(source, settings, options, write=False)])
+        return RunResult([FileOutcome(filename, unreadable_result(filename, str(exc), settings).diagnostics,
+                                      new_text=text)])
+    out = process_source(source, settings, options, write=False)
+    if out.new_text is None:
+        out.new_text = text  # nothing fixed: stdin comes back unchanged
+    return RunResult([out])

@@ -232,6 +232,9 @@ def test_stdin(tmp_path):
     assert r.returncode == 1 and json.loads(r.stdout)[0]["path"] == "x/nb_eval.py"
     r = run_cli("fix", "--stdin-filename", "x.py", "--select", "EL101", cwd=tmp_path, input=BUGGY)
     assert "correct += (predicted" in r.stdout and r.returncode == 0
+    # Nothing to fix: the input comes back unchanged (an editor replaces its buffer with it).
+    r = run_cli("fix", "--stdin-filename", "x.py", cwd=tmp_path, input=CLEAN)
+    assert r.stdout == CLEAN and r.returncode == 0
 
 
 def test_parallel_and_cache_give_the_same_results(write, tmp_path):

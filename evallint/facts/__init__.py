@@ -501,15 +501,6 @@ class ModuleFacts:
             found = c
         return found
 
-    def class_init_params(self, class_name: str) -> Optional[list[str]]:
-        cls = self.classes.get(class_name)
-        if cls is None:
-            return None
-        init = cls.methods.get("__init__")
-        if init is None:
-            return []
-        return init.params[1:]
-
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()

@@ -12,8 +12,6 @@ from .index import Stmt
 LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader",
            "torch_geometric.loader.DataLoader", "DataLoader"}
 TENSOR_DATASETS = {"torch.utils.data.TensorDataset", "TensorDataset"}
-SPLITTERS = {"torch.utils.data.random_split", "random_split", "torch.utils.data.Subset", "Subset",
-             "sklearn.model_selection.train_test_split", "train_test_split"}
 DATASET_BASES = {"torch.utils.data.Dataset", "torch.utils.data.dataset.Dataset", "Dataset",
                  "torch.utils.data.IterableDataset", "IterableDataset"}
 

@@ -18,10 +18,6 @@ def dotted(expr: cst.CSTNode) -> Optional[str]:
     return None
 
 
-def call_name(call: cst.Call) -> Optional[str]:
-    return dotted(call.func)
-
-
 def last_part(name: Optional[str]) -> str:
     return name.rsplit(".", 1)[-1] if name else ""
 
@@ -81,10 +77,6 @@ def literal_value(expr: cst.CSTNode):
 
 
 NOT_LITERAL = object()
-
-
-def is_name(expr: cst.CSTNode, *names: str) -> bool:
-    return isinstance(expr, cst.Name) and (not names or expr.value in names)
 
 
 def unparenthesized(expr: cst.BaseExpression) -> cst.BaseExpression:

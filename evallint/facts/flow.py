@@ -5,7 +5,7 @@ after it); when it cannot tell, callers stay quiet.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 import libcst as cst
 
@@ -24,7 +24,7 @@ def last_assignment_before(index: ModuleIndex, name: str, at: Stmt) -> Optional[
     for s in scope_statements(index, at):
         if s.order >= at.order:
             break
-        if name in s.stores and not _encloses(s, at):
+        if name in s.stores and not s.contains(at):
             found = s
     if found is None and at.function is not None and not any(name in s.stores for s in scope_statements(index, at)):
         if name in _params(at.function):
@@ -60,12 +60,6 @@ def statements_in(stmt: Stmt, index: ModuleIndex) -> list[Stmt]:
     return index.statements[stmt.order + 1: stmt.end_order + 1]
 
 
-def reads_in(stmts: Iterable[Stmt], name: str) -> list[Stmt]:
-    return [s for s in stmts if name in s.loads]
-
-
-def _encloses(s: Stmt, at: Stmt) -> bool:
-    return s.contains(at)
 
 
 def _params(function: Stmt) -> set[str]:

@@ -121,13 +121,11 @@ class ModuleIndex:
         child_mode = mode
         if mode in ("store", "both") and t not in (cst.Tuple, cst.List, cst.StarredElement, cst.Element):
             child_mode = "load"  # a.b = ..., a[i] = ...: a is read
-        if t in (cst.Lambda, cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp):
-            pass  # their own targets are local; handled through CompFor/Param below
         for name in reversed(child_fields(t)):
             value = getattr(node, name)
             mode_here = child_mode
             if (t is cst.CompFor and name == "target") or (t is cst.Param and name == "name"):
-                mode_here = "skip"
+                mode_here = "skip"  # comprehension and lambda variables are local to them
             elif t is cst.NamedExpr and name == "target":
                 mode_here = "store"
             if isinstance(value, cst.CSTNode):

@@ -1,7 +1,7 @@
 """Name patterns the facts layer uses to recognise evaluation code and data.
 
 Each is a regular expression matched against a snake_cased identifier; teams can
-override them in `[tool.evallint]` (keys listed in `PATTERN_KEYS`).
+override them in `[tool.evallint]` under the keys of `DEFAULTS`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ DEFAULTS = {
     # iterables that yield batches
     "loader-pattern": r"(?:loader|dl|dataloader|batches|batch_iter|iterator|generator|data_iter)\d*$|^(?:loader|dl)",
 }
-PATTERN_KEYS = tuple(DEFAULTS)
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 

@@ -8,12 +8,10 @@ from typing import Optional
 
 from ..config import ConfigError, Settings, load_settings
 from ..diagnostic import Diagnostic
-from ..engine import lint_source
+from ..engine import lint_text
 from ..fixer import fix_source
-from ..registry import ENGINE_RULES, load_rules
-from ..source import Source, SourceError
-
-_UNREADABLE = next(r for r in ENGINE_RULES if r.code == "EL001")
+from ..registry import load_rules
+from ..source import Source
 
 
 @dataclass(frozen=True)
@@ -81,14 +79,10 @@ class DocumentLinter:
         if path and settings.is_excluded(Path(path)):
             # Same as the CLI's discovery: an excluded file has nothing to say.
             return LintedDocument(uri, version, text, shown_path, None, (), settings)
-        try:
-            source = Source.from_text(text, shown_path, notebook=shown_path.endswith(".ipynb"))
-        except SourceError as exc:
-            found = (_unreadable(shown_path, str(exc)),) if _UNREADABLE.code in settings.enabled_for(shown_path) else ()
-            return LintedDocument(uri, version, text, shown_path, None, found, settings)
-        result = lint_source(source, settings, self.rules)
+        result = lint_text(text, shown_path, settings, self.rules)
         diagnostics = tuple(sorted(result.diagnostics, key=lambda d: d.sort_key))
-        return LintedDocument(uri, version, text, shown_path, source, diagnostics, settings, tuple(result.errors))
+        return LintedDocument(uri, version, text, shown_path, result.source, diagnostics, settings,
+                              tuple(result.errors))
 
     def fix_all(self, doc: LintedDocument) -> Optional[str]:
         """The document's text with every fix applied to a fixed point, None if nothing
@@ -102,6 +96,3 @@ class DocumentLinter:
         new_text = fixed.notebook.raw if fixed.notebook is not None else fixed.text
         return None if new_text == doc.text else new_text
 
-
-def _unreadable(path: str, message: str) -> Diagnostic:
-    return Diagnostic(_UNREADABLE.code, _UNREADABLE.name, _UNREADABLE.severity, message, path, 1, 1, 1, 1)

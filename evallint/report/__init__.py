@@ -21,7 +21,6 @@ class ReportContext:
     files_checked: list = field(default_factory=list)
     color: bool = False
     unsafe_fixes: bool = False
-    show_fixes: bool = True
     fixed_codes: list = field(default_factory=list)
 
 

@@ -21,21 +21,6 @@ def unit_column(text: str, col0: int, encoding: str = "utf-16") -> int:
     return len(prefix)
 
 
-def char_column(text: str, unit: int, encoding: str = "utf-16") -> int:
-    """Column in the client's encoding -> code-point column (clamped to the line)."""
-    if encoding == "utf-32":
-        return min(unit, len(text))
-    count = 0
-    for i, ch in enumerate(text):
-        if count >= unit:
-            return i
-        count += (2 if ord(ch) > 0xFFFF else 1) if encoding == "utf-16" else len(ch.encode("utf-8", "surrogatepass"))
-    return len(text)
-
-
-utf16_column = unit_column
-
-
 def lsp_range(line_text_of, line: int, col: int, end_line: int, end_col: int, encoding: str) -> dict:
     """1-based code-point positions -> an LSP range."""
     return {"start": {"line": line - 1, "character": unit_column(line_text_of(line), col - 1, encoding)},
