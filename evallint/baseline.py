@@ -46,7 +46,8 @@ def _flagged_text(diag: Diagnostic) -> str:
 
 
 def _digest(diag: Diagnostic, rel_path: str, occurrence: int) -> str:
-    key = json.dumps([diag.code, rel_path, _flagged_text(diag), diag.cell, occurrence])
+    # The cell index is left out: inserting a cell above a finding must not make it new.
+    key = json.dumps([diag.code, rel_path, _flagged_text(diag), occurrence])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -61,7 +62,7 @@ def fingerprints(diagnostics: Sequence[Diagnostic], base: Path, cwd: Path) -> li
     for i in order:
         diag = diagnostics[i]
         rel = relative_posix(diag.path, base, cwd)
-        key = (diag.code, rel, _flagged_text(diag), diag.cell)
+        key = (diag.code, rel, _flagged_text(diag))
         seen[key] += 1
         result[i] = _digest(diag, rel, seen[key])
     return result

@@ -69,6 +69,8 @@ def _check_options(f):
         click.option("--baseline", type=click.Path(dir_okay=False), help="Report only findings not in this baseline."),
         click.option("--write-baseline", type=click.Path(dir_okay=False), help="Record today's findings as the baseline."),
         click.option("--stdin-filename", help="Read the source from stdin and name it this."),
+        click.option("--force-exclude", is_flag=True, default=None,
+                     help="Apply excludes to files named on the command line too (for pre-commit)."),
         click.option("--fail-on", type=click.Choice(FAIL_LEVELS), default=None,
                      help="Lowest severity that fails the run (default: warning)."),
         click.option("--color/--no-color", default=None, help="Force colours on or off."),
@@ -94,15 +96,18 @@ def fix(**kw) -> None:
 
 
 def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
-               jobs, no_cache, statistics, baseline, write_baseline, stdin_filename, fail_on, color) -> None:
+               jobs, no_cache, statistics, baseline, write_baseline, stdin_filename, force_exclude, fail_on,
+               color) -> None:
     rules = _rules()
+    if stdin_filename and paths:
+        _fail("--stdin-filename reads the source from stdin: give no paths with it")
     start = Path(stdin_filename).parent if stdin_filename else Path(paths[0] if paths else ".")
     try:
         settings = load_settings(start if start.exists() else Path("."),
                                  Path(config_file) if config_file else None, rules=rules,
                                  select=_codes(select), ignore=_codes(ignore),
                                  extend_select=_codes(extend_select), unsafe_fixes=unsafe_fixes,
-                                 fail_on=fail_on)
+                                 fail_on=fail_on, force_exclude=force_exclude)
     except ConfigError as exc:
         _fail(str(exc))
     base = None
@@ -150,9 +155,10 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
     else:
         if fixed_stdin:
             click.echo(result.files[0].new_text, nl=False)
-        click.echo(render(fmt, diagnostics, ctx), nl=False, err=report_stream_err)
+        # click strips ANSI codes from non-terminals unless told the colours are wanted.
+        click.echo(render(fmt, diagnostics, ctx), nl=False, err=report_stream_err, color=use_color)
     if statistics:
-        _print_statistics(diagnostics)
+        _print_statistics(diagnostics, to_stderr=fmt not in ("full", "concise") or bool(fixed_stdin))
     for err in result.errors:
         click.echo(f"evallint: error: {err}", err=True)
     if result.errors:
@@ -166,11 +172,12 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
     sys.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
 
 
-def _print_statistics(diagnostics) -> None:
+def _print_statistics(diagnostics, to_stderr: bool) -> None:
     counts = Counter((d.code, d.name) for d in diagnostics)
     fixable = Counter(d.code for d in diagnostics if d.fix)
     for (code, name), n in sorted(counts.items()):
-        click.echo(f"{n:>5}  {code}  {name}{'  [fixable: %d]' % fixable[code] if fixable[code] else ''}")
+        click.echo(f"{n:>5}  {code}  {name}{'  [fixable: %d]' % fixable[code] if fixable[code] else ''}",
+                   err=to_stderr)
 
 
 @main.command("rules")

@@ -20,7 +20,7 @@ else:  # pragma: no cover
 import re
 
 KNOWN_KEYS = {"select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude",
-              "extend-exclude", "unsafe-fixes", "fail-on", *PATTERN_DEFAULTS}
+              "extend-exclude", "force-exclude", "unsafe-fixes", "fail-on", *PATTERN_DEFAULTS}
 DEFAULT_EXCLUDE = (".git", ".hg", ".svn", ".venv", "venv", "env", ".env", "__pycache__", ".tox",
                    ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".evallint_cache",
                    "build", "dist", "node_modules", "site-packages", ".ipynb_checkpoints", ".eggs")
@@ -39,6 +39,7 @@ class Settings:
     unsafe_fixes: bool = False
     per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    force_exclude: bool = False   # apply excludes to files named explicitly too
     fail_on: str = "warning"
     patterns: NamePatterns = field(default_factory=NamePatterns.from_strings)
     pattern_overrides: tuple[tuple[str, str], ...] = ()
@@ -116,7 +117,7 @@ def read_table(path: Path) -> dict:
 def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None,
                   select: Optional[Iterable[str]] = None, ignore: Optional[Iterable[str]] = None,
                   extend_select: Optional[Iterable[str]] = None, unsafe_fixes: Optional[bool] = None,
-                  fail_on: Optional[str] = None) -> Settings:
+                  fail_on: Optional[str] = None, force_exclude: Optional[bool] = None) -> Settings:
     if rules is None:
         from .registry import load_rules
         rules = load_rules()
@@ -171,8 +172,13 @@ def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None
     exclude = exclude + globs("extend-exclude")
 
     unsafe = table.get("unsafe-fixes", False)
-    if not isinstance(unsafe, bool):
-        raise ConfigError(f"{where}: 'unsafe-fixes' must be true or false")
+    forced = table.get("force-exclude", False)
+    for key, value in (("unsafe-fixes", unsafe), ("force-exclude", forced)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false")
+    if not enabled:
+        raise ConfigError(f"{where}: the selection is empty: no rule would run "
+                          "(check --select/select and ignore)")
     level = fail_on or table.get("fail-on", "warning")
     if level not in FAIL_LEVELS:
         raise ConfigError(f"{where}: 'fail-on' must be one of {', '.join(FAIL_LEVELS)}")
@@ -192,5 +198,6 @@ def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None
         enabled=frozenset(enabled), root=root.resolve(), config_file=path,
         unsafe_fixes=unsafe if unsafe_fixes is None else unsafe_fixes,
         per_file_ignores=per_file, exclude=exclude, fail_on=level,
+        force_exclude=forced if force_exclude is None else force_exclude,
         patterns=NamePatterns.from_strings(overrides), pattern_overrides=tuple(sorted(overrides.items())),
     )

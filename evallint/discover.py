@@ -11,7 +11,8 @@ SUFFIXES = (".py", ".ipynb")
 
 
 def discover(paths: list[str], settings: Settings) -> Iterator[str]:
-    """Files in a stable order; explicitly named files are always included."""
+    """Files in a stable order. Files named explicitly are included even when excluded,
+    unless `force_exclude` is set (pre-commit names every changed file)."""
     seen: set[str] = set()
     for given in paths:
         p = Path(given)
@@ -27,6 +28,8 @@ def discover(paths: list[str], settings: Settings) -> Iterator[str]:
                             seen.add(s)
                             yield s
         else:
+            if settings.force_exclude and settings.is_excluded(p):
+                continue
             if given not in seen:
                 seen.add(given)
                 yield given

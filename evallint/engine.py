@@ -3,7 +3,6 @@ turn findings into diagnostics (positions only for what is reported), suppress."
 from __future__ import annotations
 
 import ast
-import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Optional
@@ -11,6 +10,7 @@ from typing import Optional
 import libcst as cst
 
 from .config import Settings
+from .deepstack import call_with_big_stack
 from .diagnostic import Diagnostic, Edit, Fix
 from .facts import ModuleFacts
 from .registry import ENGINE_RULES, RuleSet
@@ -58,7 +58,12 @@ def unreadable_result(path: str, message: str, settings: Settings) -> FileResult
 
 
 def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True) -> FileResult:
-    """`prefilter=False` parses every file (benchmarks compare both ways)."""
+    """`prefilter=False` parses every file (benchmarks compare both ways). Runs on a
+    big stack: deeply nested code must give results, not crash the process."""
+    return call_with_big_stack(_lint_source, source, settings, rules, prefilter)
+
+
+def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool) -> FileResult:
     try:
         source.text.encode("utf-8")
     except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent by an editor
@@ -166,12 +171,7 @@ def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnosti
     # nodes that fixes replace; nothing else in the file pays for positions.
     wanted = [f.node for _, f in findings]
     wanted += [c.old for _, f in findings if f.fix is not None for c in f.fix.changes]
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))
-    try:
-        spans = node_spans(module, wanted)
-    finally:
-        sys.setrecursionlimit(limit)
+    spans = node_spans(module, wanted)
     analysed = source.text if source.notebook is None else module.code
     index = LineIndex(analysed)
     out = []

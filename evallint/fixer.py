@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from .config import Settings
+from .deepstack import call_with_big_stack
 from .diagnostic import Applicability, Diagnostic, Fix
 from .engine import FileResult, lint_source
 from .registry import RuleSet
@@ -81,7 +82,7 @@ def _non_overlapping(diags: list[Diagnostic]) -> list[Diagnostic]:
 
 def _parses(source: Source) -> bool:
     try:
-        cst.parse_module(source.text)
+        call_with_big_stack(cst.parse_module, source.text)
         return True
     except (cst.ParserSyntaxError, RecursionError):
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -77,7 +78,7 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
         out.diagnostics, out.errors = fixed.diagnostics, fixed.errors
         if fixed.changed:
             out.fixed, out.fixed_codes = fixed.applied, fixed.applied_codes
-            out.new_text = fixed.source.text
+            out.new_text = fixed.source.serialized()
             if options.diff:
                 out.diff = _unified_diff(source, fixed.source)
                 out.diagnostics = lint_source(source, settings, rules).diagnostics
@@ -157,11 +158,30 @@ def run_paths(files: list[str], settings: Settings, options: RunOptions) -> RunR
     jobs = max(1, min(jobs, len(files) // _MIN_FILES_PER_WORKER))
     work = [(f, settings, options, cache) for f in files]
     if jobs == 1:
-        outcomes = [_check_file(w) for w in work]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            outcomes = list(pool.map(_check_file, work, chunksize=max(1, len(work) // (jobs * 8))))
-    return RunResult(outcomes)
+        return RunResult([_check_file(w) for w in work])
+    outcomes: dict[int, FileOutcome] = {}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(_check_file, w): i for i, w in enumerate(work)}
+        for future, i in futures.items():
+            try:
+                outcomes[i] = future.result()
+            except BrokenProcessPool:
+                pass  # a worker died (out of memory, a native crash): isolate below
+    for i, w in enumerate(work):
+        if i not in outcomes:
+            outcomes[i] = _check_isolated(w)
+    return RunResult([outcomes[i] for i in range(len(work))])
+
+
+def _check_isolated(work_item) -> FileOutcome:
+    """Check one file in its own process, so a crash names the file and spares the rest."""
+    path = work_item[0]
+    try:
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            return pool.submit(_check_file, work_item).result()
+    except BrokenProcessPool:
+        return FileOutcome(path, errors=[f"{path}: the analysis process crashed on this file "
+                                         "(out of memory or a native parser crash); the other files were checked"])
 
 
 def run_text(text: str, filename: str, settings: Settings, options: RunOptions) -> RunResult:

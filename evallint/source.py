@@ -170,6 +170,10 @@ class Source:
                       trailing_newline=self.notebook.trailing_newline)
         return Source._from_notebook(self.path, nb)
 
+    def serialized(self) -> str:
+        """The file's own text: the notebook JSON for notebooks."""
+        return self.notebook.raw if self.notebook is not None else self.text
+
     def to_bytes(self) -> bytes:
         if self.notebook is not None:
             return self.notebook.raw.encode("utf-8")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    target = Path(path)
+    # A symlink stays a link: the file it points to is the one rewritten.
+    target = Path(os.path.realpath(path))
     mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".evallint-tmp", dir=str(target.parent))
     try:

@@ -88,11 +88,11 @@ def test_fixing_one_of_two_identical_lines_keeps_the_other_suppressed(tmp_path):
     assert roundtrip(tmp_path, [diag(7), diag(40)], [diag(38)]) == ([], 1)
 
 
-def test_notebook_cell_is_part_of_the_identity(tmp_path):
+def test_inserting_a_notebook_cell_does_not_resurrect_findings(tmp_path):
     recorded = [diag(2, path="nb.ipynb", cell=3)]
-    same_cell = diag(4, path="nb.ipynb", cell=3)
-    other_cell = diag(2, path="nb.ipynb", cell=5)
-    assert roundtrip(tmp_path, recorded, [same_cell, other_cell]) == ([other_cell], 1)
+    moved_down = diag(2, path="nb.ipynb", cell=4)         # a markdown cell was inserted above
+    second_copy = diag(5, path="nb.ipynb", cell=6)        # the same bug line pasted again: new
+    assert roundtrip(tmp_path, recorded, [moved_down, second_copy]) == ([second_copy], 1)
 
 
 def test_new_diagnostics_keep_the_callers_order(tmp_path):

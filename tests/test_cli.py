@@ -267,3 +267,46 @@ def test_rules_and_explain(tmp_path):
     assert run_cli("explain", "accumulator-overwrite", cwd=tmp_path).returncode == 0
     r = run_cli("explain", "EL999", cwd=tmp_path)
     assert r.returncode == 2 and "unknown rule" in r.stderr
+
+
+def test_fix_through_a_symlink_keeps_the_link(tmp_path):
+    real = tmp_path / "real_eval.py"
+    real.write_text(BUGGY.lstrip("\n"))
+    link = tmp_path / "link.py"
+    link.symlink_to(real.name)
+    r = run_cli("fix", "--select", "EL101", "link.py", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert link.is_symlink() and "correct += (predicted" in real.read_text()
+
+
+def test_force_exclude_applies_to_named_files(write, tmp_path):
+    write("pyproject.toml", '[tool.evallint]\nextend-exclude = ["gen"]\n')
+    write("gen/g.py", BUGGY)
+    assert run_cli("check", "gen/g.py", cwd=tmp_path).returncode == 1  # named explicitly: checked
+    r = run_cli("check", "--force-exclude", "gen/g.py", cwd=tmp_path)
+    assert r.returncode == 0 and "All checks passed!" in r.stdout
+    write("pyproject.toml", '[tool.evallint]\nextend-exclude = ["gen"]\nforce-exclude = true\n')
+    assert run_cli("check", "gen/g.py", cwd=tmp_path).returncode == 0
+
+
+def test_statistics_never_pollute_machine_output(write, tmp_path):
+    write("a.py", BUGGY)
+    r = run_cli("check", "--statistics", "--format", "json", "a.py", cwd=tmp_path)
+    assert json.loads(r.stdout)  # parses: the table went to stderr
+    assert "EL101  accumulator-overwrite" in r.stderr
+
+
+def test_color_can_be_forced_when_piped(write, tmp_path):
+    write("a.py", BUGGY)
+    r = run_cli("check", "--color", "--format", "full", "a.py", cwd=tmp_path, env={"NO_COLOR": ""})
+    assert "\x1b[" in r.stdout
+    r = run_cli("check", "--format", "full", "a.py", cwd=tmp_path)
+    assert "\x1b[" not in r.stdout
+
+
+def test_empty_selection_and_stdin_misuse_are_errors(write, tmp_path):
+    write("a.py", BUGGY)
+    r = run_cli("check", "--select", "", "a.py", cwd=tmp_path)
+    assert r.returncode == 2 and "the selection is empty" in r.stderr
+    r = run_cli("check", "--stdin-filename", "x.py", "a.py", cwd=tmp_path, input=BUGGY)
+    assert r.returncode == 2 and "give no paths" in r.stderr

@@ -106,3 +106,10 @@ def test_fix_never_touches_a_masked_magic_line(tmp_path):
     run_cli("fix", "m.ipynb", cwd=tmp_path)
     text = json.loads(path.read_text())["cells"][0]["source"]
     assert "".join(text) == "import torch\nwith torch.no_grad():\n    %time out = model(x)\n    y = 1"
+
+
+def test_stdin_fix_of_a_notebook_returns_the_notebook(tmp_path):
+    raw = notebook()
+    r = run_cli("fix", "--stdin-filename", "eval.ipynb", "--select", "EL101", cwd=tmp_path, input=raw)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == raw.replace("correct = (outputs", "correct += (outputs")

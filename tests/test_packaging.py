@@ -48,31 +48,54 @@ class NoPrintInEval(Rule):
 '''
 
 
+CRASH_RULE = '''
+import os, signal
+from evallint.rule import Rule
+
+
+class CrashesTheProcess(Rule):
+    """A pack whose native dependency dies on one input, simulated with SIGKILL."""
+    code = "XC900"
+    name = "crash-demo"
+    summary = "crashes on purpose"
+    tokens = ("CRASH_HERE",)
+
+    def check(self, facts):
+        os.kill(os.getpid(), signal.SIGKILL)
+        yield from ()
+'''
+
+
+def _install_pack(tmp_path, name: str, module: str, code: str) -> dict:
+    """Install a one-module rule pack into a private folder; return the env to use it."""
+    pack = tmp_path / f"{name}-src"
+    (pack / module).mkdir(parents=True)
+    (pack / module / "__init__.py").write_text(code)
+    (pack / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "{name}"
+        version = "0.1"
+        [project.entry-points."evallint.rules"]
+        {module} = "{module}"
+        [tool.setuptools]
+        packages = ["{module}"]
+    """))
+    site = tmp_path / f"{name}-site"
+    r = _pip("install", "-q", "--no-deps", "--target", str(site), str(pack))
+    assert r.returncode == 0, r.stderr
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
 def _pip(*args, **kw):
     return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=600, **kw)
 
 
 def test_third_party_pack_is_discovered(tmp_path):
-    pack = tmp_path / "pack"
-    (pack / "team_rules").mkdir(parents=True)
-    (pack / "team_rules" / "__init__.py").write_text(PACK_RULE)
-    (pack / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "team-rules"
-        version = "0.1"
-        [project.entry-points."evallint.rules"]
-        team = "team_rules"
-        [tool.setuptools]
-        packages = ["team_rules"]
-    """))
-    site = tmp_path / "site"
-    r = _pip("install", "-q", "--no-deps", "--target", str(site), str(pack))
-    assert r.returncode == 0, r.stderr
+    env = _install_pack(tmp_path, "team-rules", "team_rules", PACK_RULE)
     (tmp_path / "a.py").write_text("acc = 0.5\nprint(acc)\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     r = run_cli("check", "--format", "json", "a.py", cwd=tmp_path, env=env)
     assert r.returncode == 1, r.stderr
     assert [(d["code"], d["line"]) for d in json.loads(r.stdout)] == [("XT100", 2)]
@@ -84,12 +107,38 @@ def test_third_party_pack_is_discovered(tmp_path):
     assert r.returncode == 2 and "XT100" in r.stderr
 
 
+def test_a_crashing_worker_spares_the_other_files(tmp_path):
+    env = _install_pack(tmp_path, "crash-pack", "crash_pack", CRASH_RULE)
+    project = tmp_path / "project"
+    project.mkdir()
+    for i in range(10):
+        (project / f"ok{i}.py").write_text("import torch\nmodel.eval\n")
+    (project / "boom.py").write_text("# CRASH_HERE\nimport torch\nmodel.eval\n")
+    r = run_cli("check", "--format", "json", "--jobs", "2", "--no-cache", ".", cwd=project, env=env)
+    assert r.returncode == 2, r.stderr
+    assert "boom.py: the analysis process crashed on this file" in r.stderr and "Traceback" not in r.stderr
+    found = {d["path"] for d in json.loads(r.stdout)}
+    assert found == {f"ok{i}.py" for i in range(10)}
+
+
 def test_wheel_contains_the_rule_pack(tmp_path):
-    r = _pip("wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO))
+    # Build from a clean copy of the tracked files: a stale build/ folder in a working
+    # tree must not decide what this test sees.
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert files, "the wheel test needs the git checkout"
+    for name in files:
+        dest = src / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, dest)
+    r = _pip("wheel", "-q", "--no-deps", "-w", str(tmp_path), str(src))
     assert r.returncode == 0, r.stderr
     [wheel] = tmp_path.glob("evallint-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "evallint_rules/el101_accumulator_overwrite.py" in names
+    assert set(n for n in names if n.endswith(".py")) == {
+        n.replace("rules/", "evallint_rules/", 1) for n in files
+        if n.endswith(".py") and n.startswith(("evallint/", "rules/"))}
     assert not any(n.startswith("rules/") for n in names)  # no generic top-level `rules`
     ep = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(ep).decode()

@@ -92,7 +92,6 @@ class DocumentLinter:
         outcome = fix_source(doc.source, doc.settings, self.rules, unsafe=doc.settings.unsafe_fixes)
         if not outcome.applied:
             return None
-        fixed = outcome.source
-        new_text = fixed.notebook.raw if fixed.notebook is not None else fixed.text
+        new_text = outcome.source.serialized()
         return None if new_text == doc.text else new_text
 

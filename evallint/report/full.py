@@ -16,7 +16,7 @@ _MAX_SHOWN = 6
 def render(diagnostics, ctx) -> str:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=ctx.color, no_color=not ctx.color, width=200,
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, color_system="standard" if ctx.color else None)
     for d in diagnostics:
         _one(console, d)
     console.print(Text(summary(diagnostics, ctx), style="bold"))

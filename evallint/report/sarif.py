@@ -8,7 +8,8 @@ evallint does.
 Notebooks: SARIF has no notion of cells, so for a diagnostic in a notebook the region
 keeps evallint's line inside the cell, the region's `properties.cell` holds the 1-based
 cell index, and the message starts with "Cell N: " so a human reader is not misled by
-the line number. Fix replacements carry `properties.cell` the same way.
+the line number. Fixes are left out for notebooks: a SARIF consumer would apply them to
+lines of the .ipynb JSON file, not of the cell.
 """
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ def _result(diag: Diagnostic, rule_index: int, fingerprint: str, cwd: Path) -> d
         "locations": [{"physicalLocation": location}],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint},
     }
-    if diag.fix is not None and diag.fix.edits:
+    if diag.fix is not None and diag.fix.edits and diag.cell is None:
         result["fixes"] = [{
             "description": {"text": diag.fix.message},
             "artifactChanges": [{
