@@ -207,10 +207,14 @@ def _header_children(node: cst.CSTNode):
             if item.asname is not None:
                 yield item.asname.name, "store"
     elif t is cst.FunctionDef:
+        yield node.name, "store"
         for d in node.decorators:
             yield d.decorator, "load"
         yield node.params, "load"
+        if node.returns is not None:
+            yield node.returns.annotation, "load"
     elif t is cst.ClassDef:
+        yield node.name, "store"
         for d in node.decorators:
             yield d.decorator, "load"
         for a in (*node.bases, *node.keywords):

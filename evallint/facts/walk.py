@@ -17,7 +17,7 @@ _PUNCTUATION = {
     "lpar", "rpar", "comma", "semicolon", "colon", "equal", "dot", "leading_lines",
     "lines_after_decorators", "header", "footer", "trailing_whitespace", "lbracket",
     "rbracket", "lbrace", "rbrace", "operator", "star", "asynchronous", "newline",
-    "whitespace", "at", "arrow", "await_", "default_comma", "star_arg", "prefix",
+    "whitespace", "at", "arrow", "await_", "default_comma", "prefix",
 }
 # (node type, field) pairs holding names that are not variables.
 _NOT_VARIABLES = {

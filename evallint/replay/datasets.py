@@ -11,8 +11,9 @@ from typing import Optional
 
 import libcst as cst
 
-from .names import BUILTINS, name_use
-from .region import RegionError, _code, _has_io, _local_of, _module_imports, _small, _Tree
+from .names import BUILTINS, expr_reads
+from .region import has_io
+from .tree import RegionError, Tree, before, code_of, path, smalls, unit
 
 _TRAIN = re.compile(r"train", re.I)
 
@@ -38,33 +39,33 @@ def _unwrap_loader(expr: cst.BaseExpression) -> cst.BaseExpression:
 
 def _callee(expr: cst.BaseExpression) -> str:
     if isinstance(expr, cst.Call):
-        return _code(expr.func)
+        return code_of(expr.func)
     return ""
 
 
 def _assignments(block) -> list[tuple[int, str, cst.BaseExpression, cst.BaseStatement]]:
     out = []
     for stmt in block:
-        for small in _small(stmt):
+        for small in smalls(stmt):
             if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
                 out.append((id(stmt), small.targets[0].target.value, small.value, stmt))
     return out
 
 
 def build_datasets_code(text: str, line: int) -> DatasetsCode:
-    tree = _Tree(text)
-    path = tree.path_to(line)
-    if not path or not isinstance(path[-1].node, cst.SimpleStatementLine):
+    tree = Tree.parse(text)
+    at = tree.at_line(line)
+    if at is None or not isinstance(unit(at), cst.SimpleStatementLine):
         raise RegionError("the finding is not on a dataset assignment")
-    stmt = path[-1].node
-    assigns = [s for s in _small(stmt) if isinstance(s, cst.Assign)]
+    stmt = unit(at)
+    assigns = [s for s in smalls(stmt) if isinstance(s, cst.Assign)]
     if not assigns:
         raise RegionError("the finding is not on a dataset assignment")
     test_value = _unwrap_loader(assigns[0].value)
     # The statements visible before the finding: enclosing blocks, outermost first.
     visible: list[cst.BaseStatement] = []
-    for lv in path:
-        visible.extend(lv.block[: lv.index])
+    for lv in path(at):
+        visible.extend(before(lv))
     defs = _assignments(visible)
 
     train_value: Optional[cst.BaseExpression] = None
@@ -78,27 +79,26 @@ def build_datasets_code(text: str, line: int) -> DatasetsCode:
     if train_value is None:
         raise RegionError("no training dataset found to compare with")
 
-    imports, origin = _module_imports(tree.module)
-    modules = {_local_of(line_) for line_ in imports}
-    local = {s.name.value for s in tree.module.body if isinstance(s, (cst.FunctionDef, cst.ClassDef))}
-    needed = set(name_use(test_value).reads) | set(name_use(train_value).reads)
+    imports, modules = tree.imports()
+    local = tree.local_defs()
+    needed = set(expr_reads(test_value)) | set(expr_reads(train_value))
     chosen: list[cst.BaseStatement] = []
     for sid, name, value, st in reversed(defs):
         if name not in needed:
             continue
-        if _has_io(st) or id(st) in {id(c) for c in chosen}:
+        if has_io(tree, st) or id(st) in {id(c) for c in chosen}:
             raise RegionError(f"`{name}` is loaded from files, not built from literals")
         chosen.append(st)
-        needed = (needed - {name}) | set(name_use(value).reads)
+        needed = (needed - {name}) | set(expr_reads(value))
     missing = sorted(needed - BUILTINS - modules)
     if missing:
         n = missing[0]
-        if n in origin:
-            raise RegionError(f"`{n}` comes from `{origin[n]}`, which replay does not import")
+        if tree.origin(n) is not None:
+            raise RegionError(f"`{n}` comes from `{tree.origin(n)}`, which replay does not import")
         if n in local:
             raise RegionError(f"`{n}` is defined in this file; replay does not run the module's code")
         raise RegionError(f"`{n}` is not built from literals")
     body = "".join(cst.Module(body=[s]).code for s in reversed(chosen))
-    test_src, train_src = _code(test_value), _code(train_value)
+    test_src, train_src = code_of(test_value), code_of(train_value)
     code = f"{body}__test__ = {test_src}\n__train__ = {train_src}\n"
     return DatasetsCode(code=code, imports=tuple(imports), test_expr=test_src, train_expr=train_src)

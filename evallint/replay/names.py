@@ -1,11 +1,19 @@
-"""Which plain names a piece of code reads and which it binds (no scopes: a region is
-one flat block of statements, so a set-level answer is what the cutter needs)."""
+"""Which plain names a piece of code reads and which it binds, from the facts index.
+
+A region is one flat block of statements, so a set-level answer is what the cutter
+needs: everything nested in a statement counts as that statement's.
+"""
 from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass
+from typing import Iterable
 
 import libcst as cst
+
+from ..facts.exprs import target_names
+from ..facts.index import ModuleIndex, Stmt
+from ..facts.walk import names_in, walk
 
 BUILTINS = frozenset(dir(builtins))
 
@@ -17,116 +25,53 @@ class NameUse:
     aug: frozenset[str]  # `x += ...` targets: read and written (not in `writes`)
 
 
-class _Collector(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.all: list[cst.Name] = []
-        self.skip: set[int] = set()     # Name nodes that are not variables (attrs, keywords)
-        self.bound: set[int] = set()    # Name nodes in binding positions
-        self.aug: set[str] = set()
-
-    def visit_Name(self, node: cst.Name) -> None:
-        self.all.append(node)
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        self.skip.add(id(node.attr))
-
-    def visit_Arg(self, node: cst.Arg) -> None:
-        if node.keyword is not None:
-            self.skip.add(id(node.keyword))
-
-    def visit_Param(self, node: cst.Param) -> None:
-        self.bound.add(id(node.name))
-
-    def visit_ImportAlias(self, node: cst.ImportAlias) -> bool:
-        target = node.asname.name if node.asname else node.name
-        while isinstance(target, cst.Attribute):
-            target = target.value
+def use_of(stmts: Iterable[Stmt], node: cst.CSTNode) -> NameUse:
+    """The names used by `stmts`, the facts records of everything in `node`."""
+    reads: set[str] = set()
+    writes = set(_scoped_bindings(node))
+    aug: set[str] = set()
+    for s in stmts:
+        target = s.node.target if isinstance(s.node, cst.AugAssign) else None
         if isinstance(target, cst.Name):
-            self.bound.add(id(target))
-        return False
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.module is not None:
-            for n in _names_in(node.module):
-                self.skip.add(id(n))
-
-    def visit_Import(self, node: cst.Import) -> None:
-        return None
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.bound.add(id(node.name))
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.bound.add(id(node.name))
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for t in node.targets:
-            self._bind(t.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._bind(node.target)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.target, cst.Name):
-            self.aug.add(node.target.value)
-            self.skip.add(id(node.target))
-
-    def visit_For(self, node: cst.For) -> None:
-        self._bind(node.target)
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self._bind(node.target)
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None:
-            self._bind(node.asname.name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._bind(node.target)
-
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
-        if node.name is not None:
-            self._bind(node.name.name)
-
-    def _bind(self, target: cst.CSTNode) -> None:
-        if isinstance(target, cst.Name):
-            self.bound.add(id(target))
-        elif isinstance(target, (cst.Tuple, cst.List)):
-            for el in target.elements:
-                self._bind(el.value)
-        elif isinstance(target, cst.StarredElement):
-            self._bind(target.value)
+            # The index records `x += v` as a load and a store of x; the cutter keeps it
+            # apart: an accumulator update needs x initialised before, it does not define x.
+            x = target.value
+            aug.add(x)
+            writes |= s.stores - {x}
+            reads |= s.loads if x in names_in(s.node.value) else s.loads - {x}
+        else:
+            writes |= s.stores
+            reads |= s.loads
+    return NameUse(frozenset(reads), frozenset(writes), frozenset(aug))
 
 
-def _names_in(node: cst.CSTNode) -> list[cst.Name]:
-    out: list[cst.Name] = []
-
-    class V(cst.CSTVisitor):
-        def visit_Name(self, n: cst.Name) -> None:
-            out.append(n)
-
-    node.visit(V())
+def _scoped_bindings(node: cst.CSTNode) -> set[str]:
+    """Comprehension targets, parameters and def/class names: local to their own scope
+    in the index, but bound (not free) as far as running the region goes."""
+    out: set[str] = set()
+    for n in walk(node):
+        if isinstance(n, cst.CompFor):
+            out.update(target_names(n.target))
+        elif isinstance(n, cst.Parameters):  # `walk` skips `*args` (a punctuation field)
+            params = (*n.posonly_params, *n.params, n.star_arg, *n.kwonly_params, n.star_kwarg)
+            out.update(p.name.value for p in params if isinstance(p, cst.Param))
+        elif isinstance(n, (cst.FunctionDef, cst.ClassDef)):
+            out.add(n.name.value)
     return out
 
 
-def name_use(node: cst.CSTNode) -> NameUse:
-    c = _Collector()
-    node.visit(c)
-    reads, writes = set(), set()
-    for n in c.all:
-        if id(n) in c.skip:
-            continue
-        (writes if id(n) in c.bound else reads).add(n.value)
-    return NameUse(frozenset(reads), frozenset(writes), frozenset(c.aug))
+def expr_reads(expr: cst.BaseExpression) -> frozenset[str]:
+    """The names an expression loads, as the index records them for a statement."""
+    index = ModuleIndex(cst.Module(body=[cst.SimpleStatementLine(body=[cst.Expr(value=expr)])]))
+    return frozenset(index.statements[0].loads)
 
 
-def free_names(nodes: list[cst.CSTNode]) -> list[str]:
+def free_names(uses: Iterable[NameUse]) -> list[str]:
     """Names read by a sequence of statements before any of them binds them, in order
     of first use (an `x += 1` with no earlier binding reads a free `x`)."""
     bound: set[str] = set()
     free: list[str] = []
-    for node in nodes:
-        use = name_use(node)
+    for use in uses:
         # Within one statement (a loop body), a name bound anywhere counts as bound.
         for name in sorted((use.reads | use.aug) - use.writes):
             if name not in bound and name not in free:
