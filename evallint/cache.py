@@ -2,7 +2,7 @@
 
 The key covers the file's bytes, its path, evallint's version, the installed rule
 packs and every setting that changes results; entries are small JSON files under
-`.evallint_cache/` in the project root.
+`.evallint_cache/` in the project root (or `--cache-dir`, `$EVALLINT_CACHE_DIR`).
 """
 from __future__ import annotations
 
@@ -18,9 +18,32 @@ from .diagnostic import Diagnostic, diagnostic_from_json
 CACHE_DIR = ".evallint_cache"
 
 
+ENV_VAR = "EVALLINT_CACHE_DIR"
+
+
+def project_root(paths: list[str]) -> Path:
+    """Where the cache lives by default: the nearest folder with a pyproject.toml above
+    the first checked path, else that path's own folder (never the current folder,
+    which may be anywhere)."""
+    first = Path(paths[0] if paths else ".").absolute()
+    start = first if first.is_dir() else first.parent
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return start
+
+
+def cache_folder(paths: list[str], chosen: Optional[str] = None) -> Path:
+    """`--cache-dir`, else $EVALLINT_CACHE_DIR, else `.evallint_cache` in the project root."""
+    chosen = chosen or os.environ.get(ENV_VAR)
+    if chosen:
+        return Path(chosen)
+    return project_root(paths) / CACHE_DIR
+
+
 class ResultCache:
-    def __init__(self, root: Path, settings_key: str, rules_key: str) -> None:
-        self.dir = root / CACHE_DIR / "v1"
+    def __init__(self, root: Path, settings_key: str, rules_key: str, folder: Optional[Path] = None) -> None:
+        self.dir = (folder if folder is not None else root / CACHE_DIR) / "v1"
         self.salt = f"{__version__}\0{settings_key}\0{rules_key}".encode()
 
     def key(self, path: str, data: bytes) -> str:

@@ -35,7 +35,7 @@ def lint_path(path: str, settings: Settings, rules: RuleSet) -> FileResult:
     try:
         source = Source.read(path)
     except SourceError as exc:
-        return unreadable_result(path, str(exc), settings)
+        return unreadable_result(path, str(exc), settings, where=exc)
     return lint_source(source, settings, rules)
 
 
@@ -44,16 +44,19 @@ def lint_text(text: str, path: str, settings: Settings, rules: RuleSet) -> FileR
     try:
         source = Source.from_text(text, path, notebook=path.endswith(".ipynb"))
     except SourceError as exc:
-        return unreadable_result(path, str(exc), settings)
+        return unreadable_result(path, str(exc), settings, where=exc)
     return lint_source(source, settings, rules)
 
 
-def unreadable_result(path: str, message: str, settings: Settings) -> FileResult:
-    """The result for a file that cannot be read as source: one EL001 diagnostic."""
+def unreadable_result(path: str, message: str, settings: Settings, where: Optional[SourceError] = None) -> FileResult:
+    """The result for a file that cannot be read as source: one EL001 diagnostic, at
+    the place that cannot be read when `where` (the SourceError) knows it."""
     result = FileResult(path)
     if _UNREADABLE.code in settings.enabled_for(path):
+        line, column = (where.line, where.column) if where is not None else (1, 1)
+        lines = (where.line_text,) if where is not None and where.line_text is not None else ()
         result.diagnostics.append(Diagnostic(_UNREADABLE.code, _UNREADABLE.name, _UNREADABLE.severity,
-                                             message, path, 1, 1, 1, 1))
+                                             message, path, line, column, line, column, source_lines=lines))
     return result
 
 
@@ -195,6 +198,23 @@ def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnosti
     return out
 
 
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _whole_tokens(old: str, new: str, p: int, q: int) -> tuple[int, int]:
+    """Widen a common-prefix/suffix trim so the edit never splits a word: a person
+    reads `True` -> `False`, not `Tru` -> `Fals`."""
+    def cut_inside(text: str, at: int) -> bool:
+        return 0 < at < len(text) and _is_word(text[at - 1]) and _is_word(text[at])
+
+    while p > 0 and (cut_inside(old, p) or cut_inside(new, p)):
+        p -= 1
+    while q > 0 and (cut_inside(old, len(old) - q) or cut_inside(new, len(new) - q)):
+        q -= 1
+    return p, q
+
+
 def _trim_end(text: str, start: int, end: int) -> int:
     """A span ends before its trailing whitespace and newline."""
     while end > start and text[end - 1] in " \t\r\n":
@@ -229,6 +249,7 @@ def _fix(source: Source, module: cst.Module, finding, analysed: str, index: Line
             q += 1
         if old == new:
             continue
+        p, q = _whole_tokens(old, new, p, q)
         (line, col), (end_line, end_col) = index.position(start + p), index.position(end - q)
         content = new[p: len(new) - q]
         if source.notebook is not None:

@@ -88,7 +88,7 @@ class Notebook:
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise NotebookError(f"not valid notebook JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            raise NotebookError(_json_problem(raw, exc)) from None
         if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
             raise NotebookError("not a Jupyter notebook: no 'cells' list at the top level")
         texts: list[Optional[str]] = []
@@ -111,6 +111,17 @@ class Notebook:
 
     def keeps_layout(self) -> bool:
         return self.dumps(self.data) == self.raw
+
+
+def _json_problem(raw: str, exc: json.JSONDecodeError) -> str:
+    if not raw.strip():
+        return "the notebook file is empty (a notebook is a JSON document with a 'cells' list)"
+    if exc.pos >= len(raw.rstrip()):
+        # The parser ran out of text: the file was cut short (an interrupted save or copy).
+        return (f"the notebook's JSON ends early, at line {exc.lineno}, before its closing brackets: "
+                "the file looks truncated (was it saved or copied completely?)")
+    what = exc.msg[0].lower() + exc.msg[1:]
+    return f"the notebook is not valid JSON: {what} at line {exc.lineno}, column {exc.colno}"
 
 
 def _detect_indent(raw: str) -> Optional[int]:

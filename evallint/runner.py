@@ -5,21 +5,23 @@ One bad file never stops the others.
 """
 from __future__ import annotations
 
-import difflib
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .cache import ResultCache
 from .config import Settings
 from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
-from .fixer import fix_source
+from .fixer import fix_source, verify_offered_fixes
 from .registry import load_rules
 from .source import Source, SourceError
+from .suppress import unknown_suppressions
+from .textdiff import source_diff
 from .writer import write_atomic
 
 # Below this many files per worker, process start-up costs more than it saves.
@@ -34,6 +36,10 @@ class RunOptions:
     jobs: int = 0            # 0: all cores
     use_cache: bool = True
     keep_sources: bool = False
+    cache_dir: Optional[str] = None   # None: `.evallint_cache` in settings.root
+
+
+Progress = Callable[[int, int], None]   # (files done, files in all)
 
 
 @dataclass
@@ -46,6 +52,8 @@ class FileOutcome:
     diff: str = ""
     source: Optional[Source] = None
     new_text: Optional[str] = None   # fixed text (stdin mode)
+    new_bytes: Optional[bytes] = None  # the same, in the file's encoding
+    warnings: list[str] = field(default_factory=list)   # e.g. a `# noqa` naming no known code
 
 
 @dataclass
@@ -59,6 +67,10 @@ class RunResult:
     @property
     def errors(self) -> list[str]:
         return [e for f in self.files for e in f.errors]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for f in self.files for w in f.warnings]
 
     @property
     def fixed(self) -> int:
@@ -76,13 +88,15 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
         unsafe = options.unsafe_fixes or settings.unsafe_fixes
         fixed = fix_source(source, settings, rules, unsafe)
         out.diagnostics, out.errors = fixed.diagnostics, fixed.errors
+        out.warnings += fixed.refused
         if fixed.changed:
             out.fixed, out.fixed_codes = fixed.applied, fixed.applied_codes
             out.new_text = fixed.source.serialized()
+            out.new_bytes = fixed.source.to_bytes()
             if options.diff:
-                out.diff = _unified_diff(source, fixed.source)
-                out.diagnostics = lint_source(source, settings, rules).diagnostics
-                out.fixed = 0
+                # Nothing is written: `fixed` counts what would be fixed, and the
+                # findings are those that would remain.
+                out.diff = source_diff(source, fixed.source)
             elif write:
                 if not fixed.source.can_write_layout():
                     out.errors.append(f"{source.path}: not written: the notebook's JSON layout cannot be "
@@ -97,6 +111,7 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
         final_source = fixed.source if (fixed.changed and not options.diff) else source
     else:
         result: FileResult = lint_source(source, settings, rules)
+        out.warnings += verify_offered_fixes(source, result, settings, rules)
         out.diagnostics, out.errors = result.diagnostics, result.errors
         final_source = source
     if out.diagnostics and options.keep_sources:
@@ -104,19 +119,10 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
     return out
 
 
-def _unified_diff(old: Source, new: Source) -> str:
-    if old.notebook is not None:
-        a, b = old.notebook.raw, new.notebook.raw
-    else:
-        a, b = old.text, new.text
-    return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                        fromfile=f"a/{old.path}", tofile=f"b/{old.path}"))
-
-
 def _check_file(args) -> FileOutcome:
     path, settings, options, cache = args
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular(path)
     except OSError as exc:
         r = unreadable_result(path, f"cannot read file: {exc.strerror or exc}", settings)
         return FileOutcome(path, r.diagnostics)
@@ -126,62 +132,127 @@ def _check_file(args) -> FileOutcome:
         hit = cache.get(key)
         if hit is not None:
             out = FileOutcome(path, hit)
+            try:
+                source = Source.from_bytes(data, path)
+            except SourceError:
+                return out
+            out.warnings = unknown_suppressions(source)
             if hit and options.keep_sources:
-                try:
-                    out.source = Source.from_bytes(data, path)
-                except SourceError:
-                    pass
+                out.source = source
             return out
-    try:
-        source = Source.from_bytes(data, path)
-    except SourceError as exc:
-        r = unreadable_result(path, str(exc), settings)
-        return FileOutcome(path, r.diagnostics)
-    try:
-        out = process_source(source, settings, options, write=True)
-    except RecursionError:
-        return FileOutcome(path, errors=[f"{path}: the code nests too deeply to be analysed"])
-    except Exception as exc:  # never let one file take the run down
-        return FileOutcome(path, errors=[f"{path}: internal error: {exc!r}"])
+    out = _process_bytes(data, path, settings, options, write=True)
     if key is not None and not out.errors:
         cache.put(key, out.diagnostics)
     return out
 
 
-def run_paths(files: list[str], settings: Settings, options: RunOptions) -> RunResult:
+def _read_regular(path: str) -> bytes:
+    # O_NONBLOCK: a FIFO named on the command line must not block the run (discover
+    # skips non-regular files; this guards a file replaced by one since).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        import stat
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            return f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _process_bytes(data: bytes, path: str, settings: Settings, options: RunOptions, write: bool) -> FileOutcome:
+    try:
+        source = Source.from_bytes(data, path)
+    except SourceError as exc:
+        return FileOutcome(path, unreadable_result(path, str(exc), settings, where=exc).diagnostics)
+    try:
+        out = process_source(source, settings, options, write=write)
+    except RecursionError:
+        return FileOutcome(path, errors=[f"{path}: the code nests too deeply to be analysed"])
+    except Exception as exc:  # never let one file take the run down
+        return FileOutcome(path, errors=[f"{path}: internal error: {exc!r}"])
+    out.warnings = unknown_suppressions(source) + out.warnings
+    return out
+
+
+def run_paths(files: list[str], settings: Settings, options: RunOptions,
+              progress: Optional[Progress] = None) -> RunResult:
+    """Check every file. Ctrl-C (KeyboardInterrupt) stops the workers at once and
+    propagates; a file being written is either old or new (atomic writes)."""
     cache = None
     if options.use_cache:
         rules = load_rules()
         rules_key = ",".join(f"{r.code}:{r.__module__}" for r in rules.all())
-        cache = ResultCache(settings.root, settings.fingerprint(), rules_key)
+        folder = Path(options.cache_dir) if options.cache_dir else None
+        cache = ResultCache(settings.root, settings.fingerprint(), rules_key, folder)
+    report = progress or (lambda done, total: None)
     jobs = options.jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(files) // _MIN_FILES_PER_WORKER))
     work = [(f, settings, options, cache) for f in files]
     if jobs == 1:
-        return RunResult([_check_file(w) for w in work])
+        results = []
+        for w in work:
+            results.append(_check_file(w))
+            report(len(results), len(work))
+        return RunResult(results)
     outcomes: dict[int, FileOutcome] = {}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
+    try:
         futures = {pool.submit(_check_file, w): i for i, w in enumerate(work)}
-        for future, i in futures.items():
-            try:
-                outcomes[i] = future.result()
-            except BrokenProcessPool:
-                pass  # a worker died (out of memory, a native crash): isolate below
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    outcomes[futures[future]] = future.result()
+                except BrokenProcessPool:
+                    pass  # a worker died (out of memory, a native crash): isolate below
+            report(len(outcomes), len(work))
+    except BaseException:  # Ctrl-C: do not wait for the queued files
+        _kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     for i, w in enumerate(work):
         if i not in outcomes:
             outcomes[i] = _check_isolated(w)
     return RunResult([outcomes[i] for i in range(len(work))])
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone decides to stop, so
+    # workers print no traceback of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.kill()
+        except (OSError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _check_isolated(work_item) -> FileOutcome:
     """Check one file in its own process, so a crash names the file and spares the rest."""
     path = work_item[0]
     try:
-        with ProcessPoolExecutor(max_workers=1) as pool:
+        with ProcessPoolExecutor(max_workers=1, initializer=_ignore_sigint) as pool:
             return pool.submit(_check_file, work_item).result()
     except BrokenProcessPool:
         return FileOutcome(path, errors=[f"{path}: the analysis process crashed on this file "
                                          "(out of memory or a native parser crash); the other files were checked"])
+
+
+def run_bytes(data: bytes, filename: str, settings: Settings, options: RunOptions) -> RunResult:
+    """Check (or fix) bytes given on stdin, decoded like a file of that name: an
+    undecodable input is EL001, not a traceback."""
+    out = _process_bytes(data, filename, settings, options, write=False)
+    if out.new_bytes is None:
+        out.new_bytes = data  # nothing fixed: stdin comes back unchanged, byte for byte
+    return RunResult([out])
 
 
 def run_text(text: str, filename: str, settings: Settings, options: RunOptions) -> RunResult:

@@ -9,7 +9,7 @@ from typing import Optional
 from ..config import ConfigError, Settings, load_settings
 from ..diagnostic import Diagnostic
 from ..engine import lint_text
-from ..fixer import fix_source
+from ..fixer import fix_source, verify_offered_fixes
 from ..registry import load_rules
 from ..source import Source
 
@@ -80,6 +80,8 @@ class DocumentLinter:
             # Same as the CLI's discovery: an excluded file has nothing to say.
             return LintedDocument(uri, version, text, shown_path, None, (), settings)
         result = lint_text(text, shown_path, settings, self.rules)
+        if result.source is not None:
+            verify_offered_fixes(result.source, result, settings, self.rules)  # no fix that would not hold
         diagnostics = tuple(sorted(result.diagnostics, key=lambda d: d.sort_key))
         return LintedDocument(uri, version, text, shown_path, result.source, diagnostics, settings,
                               tuple(result.errors))
