@@ -17,10 +17,11 @@ from .config import Settings
 from .deepstack import call_with_big_stack
 from .diagnostic import Applicability, Diagnostic, Fix
 from .engine import FileResult, lint_source
-from .registry import RuleSet
+from .registry import ENGINE_RULES, RuleSet
 from .source import Source
 
 MAX_PASSES = 10
+_SYNTAX_CODE = ENGINE_RULES[0].code
 
 
 @dataclass
@@ -83,11 +84,19 @@ def verify_offered_fixes(source: Source, result: FileResult, settings: Settings,
         return []
     chosen = _non_overlapping(offered)
     rejected: set[tuple] = set()
-    new_source = _apply_checked(source, chosen, rejected)
+    # One check of the fixed text, with only the rules whose fixes were applied and the
+    # syntax check: it tells both whether the text parses and what is left.
+    codes = {d.code for d in chosen}
+    narrow = replace(settings, enabled=frozenset(codes | {_SYNTAX_CODE}))
+    new_source = source.apply_edits([e for d in chosen for e in d.fix.edits])
+    after = lint_source(new_source, narrow, rules).diagnostics
+    if any(d.code == _SYNTAX_CODE for d in after):  # some fix breaks the file: find which
+        new_source = _apply_checked(source, chosen, rejected)
+        after = lint_source(new_source, narrow, rules).diagnostics if new_source is not None else []
     bad: set[tuple] = set()
     if new_source is not None:
         applied = [d for d in chosen if _key(d) not in rejected]
-        bad = not_removed(result.diagnostics, applied, lint_source(new_source, settings, rules).diagnostics)
+        bad = not_removed(result.diagnostics, applied, after)
     refusals = [_refusal(d) for d in chosen if _key(d) in rejected or identity(d) in bad]
     if refusals:
         result.diagnostics = [replace(d, fix=None) if _key(d) in rejected or identity(d) in bad else d

@@ -21,12 +21,12 @@ def test_deeply_nested_code_is_analysed_without_crashing(tmp_path):
     strings = "TOPICS = (\n" + "\n".join(f"    'line {i}\\n'" for i in range(3000)) + "\n)\n"
     total = "N = " + " + ".join("1" for _ in range(3000)) + "\n"
     (tmp_path / "deep.py").write_text("import torch\n" + strings + total + DEEP_BUG, encoding="utf-8")
-    r = run_cli("check", "--format", "json", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path)
+    r = run_cli("check", "--format", "json", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path, timeout=280)
     assert "Traceback" not in r.stderr and r.returncode == 1, r.stderr[-2000:]
     found = json.loads(r.stdout)
     assert [d["code"] for d in found] == ["EL101"]
     assert found[0]["line"] == 3000 + 1 + 3 + 1 + 5
-    r = run_cli("fix", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path)
+    r = run_cli("fix", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path, timeout=280)
     assert r.returncode == 0 and "correct += (model(x)" in (tmp_path / "deep.py").read_text()
 
 

@@ -3,7 +3,7 @@ under it, the flagged lines with two lines of context and a marker under the spa
 and the fix on offer as a short diff.
 
 ```
-train.py:64:9: EL101 accumulator-overwrite [*]
+train.py:64:9: EL101 [accumulator-overwrite] [*]
   `correct` is overwritten on every batch, so after the loop it holds the last
   batch only; accumulate it with `+=`
     |
@@ -59,7 +59,7 @@ def _one(console: Console, d, source) -> None:
     head.append(location(d), style="bold")
     head.append(": ")
     head.append(d.code, style=style)
-    head.append(f" {d.name}", style="dim")
+    head.append(f" [{d.name}]", style="dim")
     if d.fix:
         head.append(" [*]", style="cyan")
     console.print(head)
