@@ -482,6 +482,12 @@ def test_notebook_document_is_linted_in_place(ready, tmp_path):
     for kind in ("quickfix", "source.fixAll.evallint"):
         fixed = json.loads(apply_edits(text, by_kind[kind]["edit"]["changes"][uri]))
         assert "".join(fixed["cells"][1]["source"]) == FIXED
+    # The quick fix edits the JSON lines of the flagged cell line, not the whole document.
+    (edit,) = by_kind["quickfix"]["edit"]["changes"][uri]
+    flagged = diag["range"]["start"]["line"]
+    assert edit["range"]["start"] == {"line": flagged, "character": 0}
+    assert edit["range"]["end"] == {"line": flagged + 1, "character": 0}
+    assert edit["newText"].count("\n") == 1 and "correct += (" in edit["newText"]
 
 
 def units_to_chars(line: str, unit: int) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli
 
 DEEP_BUG = """
@@ -15,6 +17,7 @@ print(correct / total)
 """
 
 
+@pytest.mark.timeout(600)  # two runs over a pathological file on a loaded machine
 def test_deeply_nested_code_is_analysed_without_crashing(tmp_path):
     # 3,000 implicitly concatenated strings and a 3,000-term sum: far deeper than
     # Python's default recursion limit, like the stdlib's pydoc_data/topics.py.
