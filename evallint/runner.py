@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from .writer import write_atomic
 
 # Below this many files per worker, process start-up costs more than it saves.
 _MIN_FILES_PER_WORKER = 4
+_PARENT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -221,9 +224,19 @@ def run_paths(files: list[str], settings: Settings, options: RunOptions,
 
 
 def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group: the parent alone decides to stop, so
-    # workers print no traceback of their own.
+    """Worker set-up. Ctrl-C reaches the whole process group: the parent alone decides
+    to stop, so workers print no traceback of their own. A worker whose parent died
+    (killed with SIGKILL) exits instead of lingering, or fixing queued files."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="evallint-parent-watch", daemon=True).start()
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:

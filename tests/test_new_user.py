@@ -203,7 +203,8 @@ def test_sigkill_during_fix_leaves_every_file_old_or_new(tmp_path):
         (d / f"m{i}.py").write_text(body)
     files = sorted(tree.rglob("*.py"))
     proc = subprocess.Popen([sys.executable, "-m", "evallint", "fix", "--no-cache", "--select", "EL101",
-                             "--jobs", "2", str(tree)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--jobs", "2", str(tree)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + 120
     try:
         # Kill it as soon as the first files are rewritten, in the middle of the run.
@@ -212,12 +213,31 @@ def test_sigkill_during_fix_leaves_every_file_old_or_new(tmp_path):
                 break
             time.sleep(0.01)
     finally:
-        proc.kill()
+        proc.kill()   # the parent only, as `kill -9 PID` does
         proc.wait()
+    # Its workers notice that their parent is gone and exit: none lingers, none goes
+    # on fixing files from the queue.
+    if Path("/proc/self/stat").exists():   # process listing from /proc (Linux)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _session_alive(proc.pid):
+            time.sleep(0.1)
+        assert not _session_alive(proc.pid), "worker processes outlived the killed parent"
     contents = [f.read_text() for f in files]
     assert all(c in (body, new_body) for c in contents)
     assert contents.count(new_body) >= 2
     assert sorted(tree.rglob("*.py")) == files   # no stray half-written .py file
+
+
+def _session_alive(sid: int) -> bool:
+    """Whether a live (not zombie) process of this session is left."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            return True
+    return False
 
 
 # --- surprises ------------------------------------------------------------------------
