@@ -37,9 +37,9 @@ def wanted(fix: Fix, unsafe: bool) -> bool:
     return fix.applicability is Applicability.SAFE or unsafe
 
 
-def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool) -> FixOutcome:
+def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool, project=None) -> FixOutcome:
     outcome = FixOutcome(source, 0)
-    result = lint_source(source, settings, rules)
+    result = lint_source(source, settings, rules, project=project)
     rejected: set[tuple] = set()
     for _ in range(MAX_PASSES):
         candidates = [d for d in result.diagnostics
@@ -53,7 +53,7 @@ def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool)
         outcome.applied += len(chosen) - sum(1 for d in chosen if _key(d) in rejected)
         outcome.applied_codes.extend(d.code for d in chosen if _key(d) not in rejected)
         outcome.source = new_source
-        result = lint_source(new_source, settings, rules)
+        result = lint_source(new_source, settings, rules, project=project)
     outcome.diagnostics = result.diagnostics
     outcome.errors = result.errors
     return outcome

@@ -18,6 +18,7 @@ from .config import Settings
 from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
 from .fixer import fix_source
+from .project_run import ProjectPlan, drop_overturned, plan_project
 from .registry import load_rules
 from .source import Source, SourceError
 from .writer import write_atomic
@@ -46,6 +47,7 @@ class FileOutcome:
     diff: str = ""
     source: Optional[Source] = None
     new_text: Optional[str] = None   # fixed text (stdin mode)
+    summary: Optional[dict] = None   # the module's project summary (project runs)
 
 
 @dataclass
@@ -69,19 +71,20 @@ class RunResult:
         return {f.path: f.source for f in self.files if f.source is not None}
 
 
-def process_source(source: Source, settings: Settings, options: RunOptions, write: bool) -> FileOutcome:
+def process_source(source: Source, settings: Settings, options: RunOptions, write: bool,
+                   project=None) -> FileOutcome:
     rules = load_rules()
     out = FileOutcome(source.path)
     if options.fix or options.diff:
         unsafe = options.unsafe_fixes or settings.unsafe_fixes
-        fixed = fix_source(source, settings, rules, unsafe)
+        fixed = fix_source(source, settings, rules, unsafe, project)
         out.diagnostics, out.errors = fixed.diagnostics, fixed.errors
         if fixed.changed:
             out.fixed, out.fixed_codes = fixed.applied, fixed.applied_codes
             out.new_text = fixed.source.serialized()
             if options.diff:
                 out.diff = _unified_diff(source, fixed.source)
-                out.diagnostics = lint_source(source, settings, rules).diagnostics
+                out.diagnostics = lint_source(source, settings, rules, project=project).diagnostics
                 out.fixed = 0
             elif write:
                 if not fixed.source.can_write_layout():
@@ -96,8 +99,8 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
                         out.fixed = 0
         final_source = fixed.source if (fixed.changed and not options.diff) else source
     else:
-        result: FileResult = lint_source(source, settings, rules)
-        out.diagnostics, out.errors = result.diagnostics, result.errors
+        result: FileResult = lint_source(source, settings, rules, project=project)
+        out.diagnostics, out.errors, out.summary = result.diagnostics, result.errors, result.summary
         final_source = source
     if out.diagnostics and options.keep_sources:
         out.source = final_source
@@ -114,7 +117,7 @@ def _unified_diff(old: Source, new: Source) -> str:
 
 
 def _check_file(args) -> FileOutcome:
-    path, settings, options, cache = args
+    path, settings, options, cache, project = args
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -122,10 +125,12 @@ def _check_file(args) -> FileOutcome:
         return FileOutcome(path, r.diagnostics)
     key = None
     if cache is not None and not (options.fix or options.diff):
-        key = cache.key(path, data)
-        hit = cache.get(key)
-        if hit is not None:
-            out = FileOutcome(path, hit)
+        # A file's result depends on the summaries of the modules it may read.
+        key = cache.key(path, data, project.fingerprint() if project is not None else "")
+        entry = cache.get_entry(key)
+        if entry is not None:
+            hit, summary = entry
+            out = FileOutcome(path, hit, summary=summary)
             if hit and options.keep_sources:
                 try:
                     out.source = Source.from_bytes(data, path)
@@ -138,13 +143,13 @@ def _check_file(args) -> FileOutcome:
         r = unreadable_result(path, str(exc), settings)
         return FileOutcome(path, r.diagnostics)
     try:
-        out = process_source(source, settings, options, write=True)
+        out = process_source(source, settings, options, write=True, project=project)
     except RecursionError:
         return FileOutcome(path, errors=[f"{path}: the code nests too deeply to be analysed"])
     except Exception as exc:  # never let one file take the run down
         return FileOutcome(path, errors=[f"{path}: internal error: {exc!r}"])
     if key is not None and not out.errors:
-        cache.put(key, out.diagnostics)
+        cache.put(key, out.diagnostics, out.summary)
     return out
 
 
@@ -156,11 +161,43 @@ def run_paths(files: list[str], settings: Settings, options: RunOptions) -> RunR
         cache = ResultCache(settings.root, settings.fingerprint(), rules_key)
     jobs = options.jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(files) // _MIN_FILES_PER_WORKER))
-    work = [(f, settings, options, cache) for f in files]
-    if jobs == 1:
-        return RunResult([_check_file(w) for w in work])
+    plan = plan_project(files, settings)
+    if plan is None:
+        work = [(f, settings, options, cache, None) for f in files]
+        return RunResult(_run_work(work, jobs))
+    return RunResult(_run_project(plan, settings, options, cache, jobs))
+
+
+def _run_project(plan: ProjectPlan, settings: Settings, options: RunOptions, cache, jobs: int) -> list[FileOutcome]:
+    """Waves, imported modules first; then findings made under assumptions about
+    callers are checked against the callers' summaries. Fixes are applied in a second
+    run that knows every caller (a fix must not answer a finding that goes)."""
+    fixing = options.fix or options.diff
+    check_options = RunOptions(jobs=options.jobs, use_cache=options.use_cache,
+                               keep_sources=options.keep_sources and not fixing)
+    summaries: dict[str, dict] = {}
     outcomes: dict[int, FileOutcome] = {}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    for wave in plan.waves:
+        work = [(plan.files[i], settings, check_options, cache, plan.context(i, summaries)) for i in wave]
+        for i, out in zip(wave, _run_work(work, jobs)):
+            outcomes[i] = out
+            if out.summary is not None:
+                summaries[plan.keys[i]] = out.summary
+    ordered = [outcomes[i] for i in range(len(plan.files))]
+    if not fixing:
+        drop_overturned(ordered, summaries)
+        return ordered
+    from .facts.project import caller_index
+    callers = caller_index(summaries)
+    work = [(f, settings, options, None, plan.context(i, summaries, callers)) for i, f in enumerate(plan.files)]
+    return _run_work(work, jobs)
+
+
+def _run_work(work: list, jobs: int) -> list[FileOutcome]:
+    if jobs == 1 or len(work) < 2:
+        return [_check_file(w) for w in work]
+    outcomes: dict[int, FileOutcome] = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
         futures = {pool.submit(_check_file, w): i for i, w in enumerate(work)}
         for future, i in futures.items():
             try:
@@ -170,7 +207,7 @@ def run_paths(files: list[str], settings: Settings, options: RunOptions) -> RunR
     for i, w in enumerate(work):
         if i not in outcomes:
             outcomes[i] = _check_isolated(w)
-    return RunResult([outcomes[i] for i in range(len(work))])
+    return [outcomes[i] for i in range(len(work))]
 
 
 def _check_isolated(work_item) -> FileOutcome:
