@@ -83,8 +83,15 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
     if prefilter:
         selected = [r for r in selected if r.may_fire(text)]
     if not selected:
-        # No selected rule can fire; only a syntax error could be reported.
-        if want_syntax and not _compiles(text):
+        # No selected rule can fire; only a syntax error could be reported, and a
+        # module that others import (a package's `__init__` re-exporting a model
+        # class) still owes them its summary.
+        if project is not None and project.imported:
+            module = _parse(source, text, result, want_syntax)
+            if module is not None:
+                result.summary = _summary(ModuleFacts(module, source.path, settings.patterns,
+                                                      project=project.link(source.path)))
+        elif want_syntax and not _compiles(text):
             _parse(source, text, result, want_syntax)
         return result
     module = _parse(source, text, result, want_syntax)
@@ -111,12 +118,16 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
     if project is not None:
         result.diagnostics = project.drop_overturned(result.diagnostics)
         if project.want_summary:
-            try:
-                result.summary = facts.summary()
-            except RecursionError:
-                result.summary = None
+            result.summary = _summary(facts)
     result.diagnostics.sort(key=lambda d: d.sort_key)
     return result
+
+
+def _summary(facts: ModuleFacts) -> Optional[dict]:
+    try:
+        return facts.summary()
+    except RecursionError:
+        return None  # too deep to summarise: importers resolve nothing from it
 
 
 def _compiles(text: str) -> bool:

@@ -38,6 +38,7 @@ class ProjectContext:
     known: frozenset[str]
     summaries: dict[str, dict] = field(default_factory=dict)  # the modules it may read
     want_summary: bool = True
+    imported: bool = False           # another file of the run imports this one
     callers: Optional[dict] = None   # the callers' index, when already complete
 
     def link(self, path: str) -> ProjectLink:
@@ -72,7 +73,7 @@ class ProjectPlan:
         reach = self._closure(i)
         return ProjectContext(self.keys[i], self.roots, self.root, frozenset(self.keys),
                               {self.keys[j]: summaries[self.keys[j]] for j in sorted(reach) if self.keys[j] in summaries},
-                              want_summary=True, callers=callers)
+                              want_summary=True, imported=self._imported[i], callers=callers)
 
     def _closure(self, i: int) -> set[int]:
         seen, todo = set(), list(self.deps[i])
