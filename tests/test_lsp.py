@@ -545,3 +545,21 @@ def test_round_trip_latency_after_warm_up(ready, tmp_path):
     median = sorted(times)[len(times) // 2]
     print(f"warm didOpen -> publishDiagnostics: median {median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
     assert median < 2.0
+
+
+def test_an_imported_model_class_is_resolved_from_disk_and_open_buffers(ready, tmp_path):
+    """models.py (on disk, then open in the editor with unsaved changes) decides
+    whether the loop in train.py needs `eval()`."""
+    plain = ("import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+             "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+             "    def forward(self, x):\n        return self.fc(x)\n")
+    (tmp_path / "models.py").write_text(plain)
+    train = ("import torch\nfrom models import Net\n\nclf = Net()\nwith torch.no_grad():\n"
+             "    for x, y in test_loader:\n        out = clf(x)\n")
+    uri = ready.open(tmp_path / "train.py", train)
+    assert ready.diagnostics(uri, 1)["diagnostics"] == []
+    ready.open(tmp_path / "models.py", plain.replace("nn.Linear(4, 2)", "nn.Sequential(nn.Dropout(0.1), nn.Linear(4, 2))"))
+    ready.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                            "contentChanges": [{"text": train + "\n"}]})
+    found = ready.diagnostics(uri, 2)["diagnostics"]
+    assert [d["code"] for d in found] == ["EL201"] and "has dropout" in found[0]["message"]

@@ -36,10 +36,19 @@ class EvallintServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.debounce = debounce
         self.linter = DocumentLinter()
+        self.linter.project.buffer_text = self.open_buffer_text
         self._pending: dict[str, asyncio.Task] = {}
         # uri -> the last published lint and its LSP diagnostics, for code actions.
         self._published: dict[str, tuple[LintedDocument, list[tuple[Diagnostic, dict]]]] = {}
         self._shown_config_errors: set[str] = set()
+
+    def open_buffer_text(self, path: str) -> Optional[str]:
+        """The text an editor holds for a file, None when it is not open."""
+        try:
+            doc = self.workspace.text_documents.get(Path(path).resolve().as_uri())
+        except (ValueError, OSError):
+            return None
+        return doc.source if doc is not None and not path.endswith(".ipynb") else None
 
     # Position encoding ------------------------------------------------------------
     @property
