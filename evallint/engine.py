@@ -104,8 +104,9 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
         try:
             mark = len(link.assumptions) if link is not None else 0
             for finding in rule_cls().check(facts):
-                # The assumptions made since the previous finding are this one's.
-                depends = tuple(dict.fromkeys(link.assumptions[mark:])) if link is not None else ()
+                # The assumptions made since the previous finding, about the code
+                # around this one, are this one's.
+                depends = link.assumptions_for(mark, facts.statement_order(finding.node)) if link is not None else ()
                 mark = len(link.assumptions) if link is not None else 0
                 findings.append((rule_cls, finding, depends))
         except RecursionError:

@@ -197,3 +197,40 @@ def test_a_notebook_imports_the_tree(tmp_path):
         LAYERS["plain"], LAYERS["dropout"]))
     r = run_cli("check", "--no-cache", "--format", "json", "--select", "EL201", ".", cwd=tmp_path)
     assert [(d["path"], d["cell"], d["line"]) for d in json.loads(r.stdout)] == [("explore.ipynb", 3, 3)]
+
+
+def test_each_helper_is_judged_by_its_own_callers(tmp_path):
+    """Two helpers in one module: the one whose caller switches to eval mode under
+    no_grad is clean, the other one is still reported (twice, as in one file)."""
+    _write(tmp_path, _package(LAYERS["dropout"]) | {
+        "scoring.py": """
+            import torch
+
+            def evaluate_top1(model, loader):
+                hits = 0
+                for x, y in loader:
+                    hits += (model(x).argmax(1) == y).sum().item()
+                return hits
+
+            def evaluate_loss(model, loader, criterion):
+                total = 0.0
+                for x, y in loader:
+                    total += criterion(model(x), y).item()
+                return total
+            """,
+        "run.py": """
+            import torch
+            from pkg.nets import Net
+            from scoring import evaluate_top1, evaluate_loss
+
+            model = Net()
+            model.eval()
+            with torch.no_grad():
+                top1 = evaluate_top1(model, val_loader)
+            model.train()
+            loss = evaluate_loss(model, val_loader, torch.nn.CrossEntropyLoss())
+            """,
+    })
+    r = run_cli("check", "--no-cache", "--format", "json", "--select", "EL2", ".", cwd=tmp_path)
+    found = sorted((d["path"], d["line"], d["code"]) for d in json.loads(r.stdout))
+    assert found == [("scoring.py", 12, "EL201"), ("scoring.py", 12, "EL202")]

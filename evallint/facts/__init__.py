@@ -266,6 +266,8 @@ class ModuleFacts:
     def grad_disabled(self, stmt: Stmt, _depth: int = 0) -> bool:
         """Are gradients off when this statement runs (with-block, decorator, a
         preceding set_grad_enabled(False), or every in-file caller)?"""
+        if _depth == 0 and self.project is not None:
+            self.project.asking = stmt
         if self.under_no_grad_block(stmt):
             return True
         function = self.function_of(stmt)
@@ -396,6 +398,8 @@ class ModuleFacts:
     def model_sensitivity(self, key: str, at: Stmt, _depth: int = 0) -> Optional[bool]:
         """Does the model behind `key` contain train/eval-dependent layers?
         True / False / None (cannot tell)."""
+        if _depth == 0 and self.project is not None:
+            self.project.asking = at
         resolver = resolve.sensitivity_resolver(self, at)
         function = self.function_of(at)
         if key == "self" or key.startswith("self."):
@@ -440,6 +444,8 @@ class ModuleFacts:
         train() after it, or before every in-file call of the enclosing function?
         A call of an in-file helper that switches the model counts too, and so does a
         bare `model.eval` (a typo that EL204 reports)."""
+        if _depth == 0 and self.project is not None:
+            self.project.asking = at
         state: Optional[bool] = None  # None: no mode call seen; True: train; False: eval
         seen = False
         for s in flow.scope_statements(self.index, at):
@@ -523,6 +529,11 @@ class ModuleFacts:
     @cached_property
     def _class_definitions(self) -> dict[str, list[scopes.ClassInfo]]:
         return resolve.class_definitions(self)
+
+    def statement_order(self, node: cst.CSTNode) -> Optional[int]:
+        """Source-order number of the statement that is (or holds the call) `node`."""
+        stmt = self.index.stmt(node) or self._stmt_of_call(node)
+        return stmt.order if stmt is not None else None
 
     def summary(self) -> dict:
         """This module's summary for the modules that import it (project view)."""

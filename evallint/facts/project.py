@@ -101,6 +101,10 @@ class ProjectLink:
     summaries: Callable[[str], Optional[dict]]    # module key -> summary, None if unknown
     read: set[str] = field(default_factory=set)   # module keys whose summaries were read
     assumptions: list[str] = field(default_factory=list)
+    # The statement the current question is about, and for each assumption the
+    # statement range it was made for: a finding takes the ones around its node.
+    asking: Optional[object] = None
+    spans: list[tuple[int, int]] = field(default_factory=list)
     _relative: Optional[dict] = None
     _stars: Optional[list] = None
 
@@ -203,6 +207,17 @@ class ProjectLink:
         """Record that an answer depends on `function`'s callers in other modules
         (the answer given meanwhile is the one-file answer: unknown)."""
         self.assumptions.append(assumption_key(kind, self.module, function, param))
+        at = self.asking
+        self.spans.append((at.order, at.end_order) if at is not None else (-1, 1 << 60))
+
+    def assumptions_for(self, since: int, order: Optional[int]) -> tuple[str, ...]:
+        """The assumptions recorded since `since` that concern the statement numbered
+        `order` (all of them when the statement is unknown)."""
+        out = []
+        for key, (lo, hi) in zip(self.assumptions[since:], self.spans[since:]):
+            if order is None or lo <= order <= hi:
+                out.append(key)
+        return tuple(dict.fromkeys(out))
 
 
 # The run's side: callers' records, checked once every module is summarised ---------

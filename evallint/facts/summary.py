@@ -147,7 +147,7 @@ def _calls(facts: "ModuleFacts") -> list[dict]:
     gradients off, and per model argument: eval mode reached, layer sensitivity."""
     project = facts.project
     out = []
-    kept = list(project.assumptions)
+    kept, kept_spans = list(project.assumptions), list(project.spans)
     for call, stmt in facts.index.calls:
         found = project.imported_function(facts.qualify(call.func))
         if found is None:
@@ -165,6 +165,6 @@ def _calls(facts: "ModuleFacts") -> list[dict]:
         out.append({"to": [key, name_there], "no_grad": facts.grad_disabled(stmt), "args": args})
     # What holds at a call site is judged within this module only: the callers'
     # own callers are not followed (no assumption is recorded for them).
-    project.assumptions[:] = kept
+    project.assumptions[:], project.spans[:] = kept, kept_spans
     return out
 
