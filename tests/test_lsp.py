@@ -563,3 +563,23 @@ def test_an_imported_model_class_is_resolved_from_disk_and_open_buffers(ready, t
                                             "contentChanges": [{"text": train + "\n"}]})
     found = ready.diagnostics(uri, 2)["diagnostics"]
     assert [d["code"] for d in found] == ["EL201"] and "has dropout" in found[0]["message"]
+
+
+def test_a_helper_whose_callers_switch_to_eval_mode_is_cleared_in_the_background(ready, tmp_path):
+    """utils.py alone would be reported; its caller in train.py (found by a background
+    scan of the workspace) switches to eval mode under no_grad."""
+    (tmp_path / "models.py").write_text(
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.2), nn.Linear(8, 2))\n\n"
+        "    def forward(self, x):\n        return self.body(x)\n")
+    (tmp_path / "train.py").write_text(
+        "import torch\nfrom models import Net\nfrom utils import evaluate\n\nmodel = Net()\nmodel.eval()\n"
+        "with torch.no_grad():\n    score = evaluate(model, val_loader)\n")
+    utils = ("import torch\n\ndef evaluate(model, loader):\n    hits = 0\n    for x, y in loader:\n"
+             "        hits += (model(x).argmax(1) == y).sum().item()\n    return hits\n")
+    (tmp_path / "utils.py").write_text(utils)
+    uri = ready.open(tmp_path / "utils.py", utils)
+    first = ready.diagnostics(uri)["diagnostics"]
+    assert sorted(d["code"] for d in first) in ([], ["EL201", "EL202"])
+    if first:
+        assert ready.diagnostics(uri)["diagnostics"] == []

@@ -13,11 +13,12 @@ from typing import Optional
 
 import libcst as cst
 
-from . import data, flow, loops, models, resolve, scopes
+from . import data, flow, loops, models, scopes
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
 from .patterns import DEFAULT_PATTERNS, NamePatterns
+from . import resolve  # project view and model bindings
 
 __all__ = ["ModuleFacts", "Stmt"]
 

@@ -12,6 +12,7 @@ from ..engine import lint_text
 from ..fixer import fix_source
 from ..registry import load_rules
 from ..source import Source
+from .callers import CallerIndex
 from .project import WorkspaceProject
 
 
@@ -45,6 +46,8 @@ class DocumentLinter:
         self.config_errors: dict[Path, str] = {}
         # The other modules of the workspace, summarised lazily when a lint imports them.
         self.project = WorkspaceProject()
+        self.project.callers = CallerIndex(self.project, lambda module: self.on_callers_ready(module))
+        self.on_callers_ready = lambda module: None  # the server re-lints the documents concerned
 
     @property
     def rules(self):

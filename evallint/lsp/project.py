@@ -3,9 +3,8 @@ imports, built lazily when a lint asks for them (never a workspace scan), from t
 open buffer when the module is open, else from disk, and kept while their text (and
 the texts of the summaries they read) stay the same.
 
-What the editor does not resolve: callers in other files. A helper in utils.py is
-judged on its own file there, as before; `evallint check` over the tree knows its
-callers.
+Callers of a helper in other files come from a background scan (`callers`): until it
+is done the helper is judged on its own file, then it is linted again.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ import libcst as cst
 from ..config import Settings, relative_posix
 from ..deepstack import call_with_big_stack
 from ..facts import ModuleFacts
-from ..facts.project import ModuleResolver, ProjectLink, project_root
+from ..facts.project import ModuleResolver, ProjectLink, overturned, parse_assumption, project_root
 from ..source import Source, SourceError
 
 _MAX_FILE_BYTES = 2_000_000  # a generated module this big holds no model class worth a parse
@@ -46,12 +45,23 @@ class EditorContext:
         return self.workspace.link(self.settings, path)
 
     def drop_overturned(self, diagnostics: list) -> list:
-        return diagnostics  # callers in other files are not known in the editor
+        index = self.workspace.callers
+        keys = {k for d in diagnostics for k in d.depends_on}
+        if index is None or not keys:
+            return diagnostics
+        callers: dict = {}
+        for module in sorted({parse_assumption(k)[1] for k in keys}):
+            found = index.get(self.settings, module)
+            if found is None:
+                return diagnostics  # still scanning: the document is linted again when done
+            callers.update(found)
+        return [d for d in diagnostics if not (d.depends_on and overturned(d.depends_on, callers))]
 
 
 class WorkspaceProject:
     def __init__(self, buffer_text: Optional[Callable[[str], Optional[str]]] = None) -> None:
         self.buffer_text = buffer_text or (lambda path: None)
+        self.callers = None  # a callers.CallerIndex, set by the language server
         self._entries: dict[str, _Entry] = {}
         self._building: set[str] = set()
         self._lock = threading.RLock()
