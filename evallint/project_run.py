@@ -62,18 +62,19 @@ class ProjectContext:
 class ProjectPlan:
     files: list[str]
     keys: list[str]
-    deps: list[set[int]]        # in-run files each file imports (transitively closed below)
+    deps: list[set[int]]        # the files of the run each file imports
     waves: list[list[int]]
     roots: tuple[str, ...]
     root: str
+    imported: list[bool] = field(default_factory=list)  # imported by another file of the run
 
     def context(self, i: int, summaries: dict[str, dict], callers: Optional[dict] = None) -> Optional[ProjectContext]:
-        if not self.deps[i] and not self._imported[i]:
+        if not self.deps[i] and not self.imported[i]:
             return None
         reach = self._closure(i)
         return ProjectContext(self.keys[i], self.roots, self.root, frozenset(self.keys),
                               {self.keys[j]: summaries[self.keys[j]] for j in sorted(reach) if self.keys[j] in summaries},
-                              want_summary=True, imported=self._imported[i], callers=callers)
+                              want_summary=True, imported=self.imported[i], callers=callers)
 
     def _closure(self, i: int) -> set[int]:
         seen, todo = set(), list(self.deps[i])
@@ -84,17 +85,6 @@ class ProjectPlan:
             seen.add(j)
             todo.extend(self.deps[j])
         return seen
-
-    @property
-    def _imported(self) -> list[bool]:
-        cached = getattr(self, "_imported_cache", None)
-        if cached is None:
-            cached = [False] * len(self.files)
-            for ds in self.deps:
-                for j in ds:
-                    cached[j] = True
-            self._imported_cache = cached
-        return cached
 
 
 def plan_project(files: list[str], settings: Settings) -> Optional[ProjectPlan]:
@@ -121,7 +111,11 @@ def plan_project(files: list[str], settings: Settings) -> Optional[ProjectPlan]:
         deps.append(found)
     if not any(deps):
         return None
-    return ProjectPlan(files, keys, deps, _waves(deps), ordered_roots, str(root))
+    imported = [False] * len(files)
+    for found in deps:
+        for j in found:
+            imported[j] = True
+    return ProjectPlan(files, keys, deps, _waves(deps), ordered_roots, str(root), imported)
 
 
 def _imports(path: str) -> list[tuple[str, int]]:

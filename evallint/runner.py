@@ -177,33 +177,49 @@ def _run_project(plan: ProjectPlan, settings: Settings, options: RunOptions, cac
                                keep_sources=options.keep_sources and not fixing)
     summaries: dict[str, dict] = {}
     outcomes: dict[int, FileOutcome] = {}
-    for wave in plan.waves:
-        work = [(plan.files[i], settings, check_options, cache, plan.context(i, summaries)) for i in wave]
-        for i, out in zip(wave, _run_work(work, jobs)):
-            outcomes[i] = out
-            if out.summary is not None:
-                summaries[plan.keys[i]] = out.summary
-    ordered = [outcomes[i] for i in range(len(plan.files))]
-    if not fixing:
-        drop_overturned(ordered, summaries)
-        return ordered
-    from .facts.project import caller_index
-    callers = caller_index(summaries)
-    work = [(f, settings, options, None, plan.context(i, summaries, callers)) for i, f in enumerate(plan.files)]
-    return _run_work(work, jobs)
+    pool = ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None  # one pool for every wave
+    try:
+        for wave in plan.waves:
+            work = [(plan.files[i], settings, check_options, cache, plan.context(i, summaries)) for i in wave]
+            for i, out in zip(wave, _run_work(work, jobs, pool)):
+                outcomes[i] = out
+                if out.summary is not None:
+                    summaries[plan.keys[i]] = out.summary
+        ordered = [outcomes[i] for i in range(len(plan.files))]
+        if not fixing:
+            drop_overturned(ordered, summaries)
+            return ordered
+        from .facts.project import caller_index
+        callers = caller_index(summaries)
+        work = [(f, settings, options, None, plan.context(i, summaries, callers)) for i, f in enumerate(plan.files)]
+        return _run_work(work, jobs, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
-def _run_work(work: list, jobs: int) -> list[FileOutcome]:
+def _run_work(work: list, jobs: int, pool: Optional[ProcessPoolExecutor] = None) -> list[FileOutcome]:
     if jobs == 1 or len(work) < 2:
         return [_check_file(w) for w in work]
     outcomes: dict[int, FileOutcome] = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-        futures = {pool.submit(_check_file, w): i for i, w in enumerate(work)}
+    own = pool is None
+    if own:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(work)))
+    try:
+        futures = {}
+        for i, w in enumerate(work):
+            try:
+                futures[pool.submit(_check_file, w)] = i
+            except BrokenProcessPool:
+                break  # an earlier wave's worker died: the rest is checked in isolation below
         for future, i in futures.items():
             try:
                 outcomes[i] = future.result()
             except BrokenProcessPool:
                 pass  # a worker died (out of memory, a native crash): isolate below
+    finally:
+        if own:
+            pool.shutdown()
     for i, w in enumerate(work):
         if i not in outcomes:
             outcomes[i] = _check_isolated(w)
