@@ -3,8 +3,9 @@ check them, and what each file's check may read of the others.
 
 A text scan of the import lines (no parse) gives the graph. Files are checked in
 waves, imported modules first, so a module's summary exists when its importers are
-checked: each file is parsed once. A file that neither imports nor is imported by
-another file of the run gets no project view and costs nothing more. Findings of a
+checked: each file is parsed once. Only files that name an ML framework, and the
+modules of the run they reach through imports, get a project view; the others cost
+nothing but the scan. Findings of a
 helper whose model comes from callers in other modules are checked against those
 callers' summaries once every wave is done (`facts.project.overturned`).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from .config import Settings, relative_posix
+from .facts import ML_TOKENS
 from .facts.project import ModuleResolver, ProjectLink, caller_index, overturned, project_root
 
 _FROM = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(.*)$", re.M)
@@ -102,13 +104,20 @@ def plan_project(files: list[str], settings: Settings) -> Optional[ProjectPlan]:
     ordered_roots = tuple(sorted(roots, key=len, reverse=True))
     resolver = ModuleResolver([Path(r) for r in ordered_roots], lambda p: module_key(p, root), index.__contains__)
     deps: list[set[int]] = []
+    ml: list[bool] = []
     for i, f in enumerate(files):
         found = set()
-        for module, level in _imports(f):
+        imports, is_ml = _imports(f)
+        for module, level in imports:
             key = resolver.resolve(f, module, level)
             if key is not None and index[key] != i:
                 found.add(index[key])
         deps.append(found)
+        ml.append(is_ml)
+    # Only ML files and the modules they reach matter: a tree of plain Python
+    # (the standard library) gets no project view and costs only this scan.
+    needed = _reachable([i for i in range(len(files)) if ml[i] and deps[i]], deps)
+    deps = [d if i in needed else set() for i, d in enumerate(deps)]
     if not any(deps):
         return None
     imported = [False] * len(files)
@@ -118,20 +127,31 @@ def plan_project(files: list[str], settings: Settings) -> Optional[ProjectPlan]:
     return ProjectPlan(files, keys, deps, _waves(deps), ordered_roots, str(root), imported)
 
 
-def _imports(path: str) -> list[tuple[str, int]]:
-    """(module, level) pairs named by the file's import lines; `from pkg import a, b`
-    also names `pkg.a` and `pkg.b` (they may be submodules)."""
+def _reachable(starts: list[int], deps: list[set[int]]) -> set[int]:
+    seen, todo = set(starts), list(starts)
+    while todo:
+        for j in deps[todo.pop()]:
+            if j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return seen
+
+
+def _imports(path: str) -> tuple[list[tuple[str, int]], bool]:
+    """(module, level) pairs named by the file's import lines (`from pkg import a, b`
+    also names `pkg.a` and `pkg.b`: they may be submodules), and whether the file
+    names an ML framework at all."""
     try:
         raw = Path(path).read_bytes().decode("utf-8", "replace")
     except OSError:
-        return []
+        return [], False
     if path.endswith(".ipynb"):
         try:
             cells = json.loads(raw).get("cells", [])
             raw = "\n".join("".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
                             for c in cells if isinstance(c, dict) and c.get("cell_type") == "code")
         except (ValueError, AttributeError, TypeError):
-            return []
+            return [], False
     out: list[tuple[str, int]] = []
     for m in _FROM.finditer(raw):
         level, module, names = len(m.group(1)), m.group(2), m.group(3)
@@ -145,7 +165,7 @@ def _imports(path: str) -> list[tuple[str, int]]:
             pieces = name.split(".")
             for n in range(1, len(pieces) + 1):
                 out.append((".".join(pieces[:n]), 0))
-    return out
+    return out, any(token in raw for token in ML_TOKENS)
 
 
 def _waves(deps: list[set[int]]) -> list[list[int]]:
