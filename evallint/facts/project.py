@@ -47,48 +47,75 @@ class ModuleResolver:
     `known` count: the files of the run, or the workspace's files."""
 
     def __init__(self, roots: Iterable[Path], key: Callable[[str], str], known: Callable[[str], bool]) -> None:
-        self.roots = [Path(r) for r in roots]
+        self.roots = [os.path.abspath(r) for r in roots]
         self.key = key
         self.known = known
         self._memo: dict[tuple, Optional[str]] = {}
+        self._is_file: dict[str, bool] = {}
+        self._folders: dict[str, str] = {}
 
     def resolve(self, from_path: str, module: str, level: int = 0) -> Optional[str]:
-        memo_key = (os.path.dirname(from_path), module, level)
+        folder = self._folders.get(from_path)
+        if folder is None:
+            folder = self._folders[from_path] = os.path.dirname(os.path.abspath(from_path))
+        memo_key = (folder, module, level)
         if memo_key not in self._memo:
-            self._memo[memo_key] = self._resolve(from_path, module, level)
+            self._memo[memo_key] = self._resolve(folder, module, level)
         return self._memo[memo_key]
 
-    def _resolve(self, from_path: str, module: str, level: int) -> Optional[str]:
+    def _resolve(self, folder: str, module: str, level: int) -> Optional[str]:
         parts = [p for p in module.split(".") if p]
         if level:
-            base = Path(from_path).resolve().parent
             for _ in range(level - 1):
-                base = base.parent
-            return self._file(base, parts)
+                folder = os.path.dirname(folder)
+            return self._file(folder, parts)
         if not parts:
             return None
-        for base in (Path(from_path).resolve().parent, *self.roots):
+        for base in (folder, *self.roots):
             found = self._file(base, parts)
             if found is not None:
                 return found
         return None
 
-    def _file(self, base: Path, parts: list[str]) -> Optional[str]:
-        target = base.joinpath(*parts) if parts else base
-        for candidate in (target.with_suffix(".py") if parts else None, target / "__init__.py"):
-            if candidate is not None and candidate.is_file():
-                key = self.key(str(candidate))
+    def _file(self, base: str, parts: list[str]) -> Optional[str]:
+        target = os.path.join(base, *parts)
+        for candidate in ((target + ".py") if parts else None, os.path.join(target, "__init__.py")):
+            if candidate is not None and self._exists(candidate):
+                key = self.key(candidate)
                 if self.known(key):
                     return key
         return None
 
+    def _exists(self, path: str) -> bool:
+        found = self._is_file.get(path)
+        if found is None:
+            found = self._is_file[path] = os.path.isfile(path)
+        return found
 
-def project_root(path: Path) -> Optional[Path]:
+
+_ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+def project_root(path: Path, _memo: dict = {}) -> Optional[Path]:  # noqa: B006 - a per-process memo
     """The nearest folder above `path` with pyproject.toml, setup.py, setup.cfg or .git."""
-    for d in path.resolve().parents:
-        if any((d / m).exists() for m in ("pyproject.toml", "setup.py", "setup.cfg", ".git")):
-            return d
-    return None
+    folder = os.path.dirname(os.path.abspath(path))
+    walked = []
+    found: Optional[str] = None
+    while True:
+        if folder in _memo:
+            found = _memo[folder]
+            break
+        walked.append(folder)
+        if any(os.path.exists(os.path.join(folder, m)) for m in _ROOT_MARKERS):
+            found = folder
+            break
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for w in walked:
+        _memo[w] = found
+    return Path(found) if found is not None else None
 
 
 @dataclass
