@@ -42,9 +42,9 @@ def wanted(fix: Fix, unsafe: bool) -> bool:
     return fix.applicability is Applicability.SAFE or unsafe
 
 
-def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool) -> FixOutcome:
+def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool, project=None) -> FixOutcome:
     outcome = FixOutcome(source, 0)
-    result = lint_source(source, settings, rules)
+    result = lint_source(source, settings, rules, project=project)
     rejected: set[tuple] = set()
     stubborn: set[tuple] = set()   # identities of findings whose fix was refused
     for _ in range(MAX_PASSES):
@@ -58,7 +58,7 @@ def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool)
         if new_source is None:
             continue
         applied = [d for d in chosen if _key(d) not in rejected]
-        new_result = lint_source(new_source, settings, rules)
+        new_result = lint_source(new_source, settings, rules, project=project)
         kept = not_removed(result.diagnostics, applied, new_result.diagnostics)
         if kept:
             stubborn |= kept

@@ -20,6 +20,7 @@ from .config import Settings
 from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
 from .fixer import fix_source, verify_offered_fixes
+from .project_run import ProjectPlan, drop_overturned, plan_project
 from .registry import load_rules
 from .source import Source, SourceError
 from .suppress import unknown_suppressions
@@ -57,6 +58,7 @@ class FileOutcome:
     new_text: Optional[str] = None   # fixed text (stdin mode)
     new_bytes: Optional[bytes] = None  # the same, in the file's encoding
     warnings: list[str] = field(default_factory=list)   # e.g. a `# noqa` naming no known code
+    summary: Optional[dict] = None   # the module's project summary (project runs)
 
 
 @dataclass
@@ -84,12 +86,13 @@ class RunResult:
         return {f.path: f.source for f in self.files if f.source is not None}
 
 
-def process_source(source: Source, settings: Settings, options: RunOptions, write: bool) -> FileOutcome:
+def process_source(source: Source, settings: Settings, options: RunOptions, write: bool,
+                   project=None) -> FileOutcome:
     rules = load_rules()
     out = FileOutcome(source.path)
     if options.fix or options.diff:
         unsafe = options.unsafe_fixes or settings.unsafe_fixes
-        fixed = fix_source(source, settings, rules, unsafe)
+        fixed = fix_source(source, settings, rules, unsafe, project)
         out.diagnostics, out.errors = fixed.diagnostics, fixed.errors
         out.warnings += fixed.refused
         if fixed.changed:
@@ -113,9 +116,9 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
                         out.fixed = 0
         final_source = fixed.source if (fixed.changed and not options.diff) else source
     else:
-        result: FileResult = lint_source(source, settings, rules)
+        result: FileResult = lint_source(source, settings, rules, project=project)
         out.warnings += verify_offered_fixes(source, result, settings, rules)
-        out.diagnostics, out.errors = result.diagnostics, result.errors
+        out.diagnostics, out.errors, out.summary = result.diagnostics, result.errors, result.summary
         final_source = source
     if out.diagnostics and options.keep_sources:
         out.source = final_source
@@ -123,7 +126,7 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
 
 
 def _check_file(args) -> FileOutcome:
-    path, settings, options, cache = args
+    path, settings, options, cache, project = args
     try:
         data = _read_regular(path)
     except OSError as exc:
@@ -131,10 +134,12 @@ def _check_file(args) -> FileOutcome:
         return FileOutcome(path, r.diagnostics)
     key = None
     if cache is not None and not (options.fix or options.diff):
-        key = cache.key(path, data)
-        hit = cache.get(key)
-        if hit is not None:
-            out = FileOutcome(path, hit)
+        # A file's result depends on the summaries of the modules it may read.
+        key = cache.key(path, data, project.fingerprint() if project is not None else "")
+        entry = cache.get_entry(key)
+        if entry is not None:
+            hit, summary = entry
+            out = FileOutcome(path, hit, summary=summary)
             try:
                 source = Source.from_bytes(data, path)
             except SourceError:
@@ -143,9 +148,9 @@ def _check_file(args) -> FileOutcome:
             if hit and options.keep_sources:
                 out.source = source
             return out
-    out = _process_bytes(data, path, settings, options, write=True)
+    out = _process_bytes(data, path, settings, options, write=True, project=project)
     if key is not None and not out.errors:
-        cache.put(key, out.diagnostics)
+        cache.put(key, out.diagnostics, out.summary)
     return out
 
 
@@ -165,13 +170,14 @@ def _read_regular(path: str) -> bytes:
             os.close(fd)
 
 
-def _process_bytes(data: bytes, path: str, settings: Settings, options: RunOptions, write: bool) -> FileOutcome:
+def _process_bytes(data: bytes, path: str, settings: Settings, options: RunOptions, write: bool,
+                   project=None) -> FileOutcome:
     try:
         source = Source.from_bytes(data, path)
     except SourceError as exc:
         return FileOutcome(path, unreadable_result(path, str(exc), settings, where=exc).diagnostics)
     try:
-        out = process_source(source, settings, options, write=write)
+        out = process_source(source, settings, options, write=write, project=project)
     except RecursionError:
         return FileOutcome(path, errors=[f"{path}: the code nests too deeply to be analysed"])
     except Exception as exc:  # never let one file take the run down
@@ -193,17 +199,76 @@ def run_paths(files: list[str], settings: Settings, options: RunOptions,
     report = progress or (lambda done, total: None)
     jobs = options.jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(files) // _MIN_FILES_PER_WORKER))
-    work = [(f, settings, options, cache) for f in files]
-    if jobs == 1:
+    plan = plan_project(files, settings)
+    if plan is None:
+        work = [(f, settings, options, cache, None) for f in files]
+        return RunResult(_run_work(work, jobs, report=report))
+    return RunResult(_run_project(plan, settings, options, cache, jobs, report))
+
+
+def _run_project(plan: ProjectPlan, settings: Settings, options: RunOptions, cache, jobs: int,
+                 report: Progress) -> list[FileOutcome]:
+    """Waves, imported modules first; then findings made under assumptions about
+    callers are checked against the callers' summaries. Fixes are applied in a second
+    run that knows every caller (a fix must not answer a finding that goes)."""
+    fixing = options.fix or options.diff
+    check_options = RunOptions(jobs=options.jobs, use_cache=options.use_cache,
+                               keep_sources=options.keep_sources and not fixing, cache_dir=options.cache_dir)
+    total = len(plan.files) * (2 if fixing else 1)
+    summaries: dict[str, dict] = {}
+    outcomes: dict[int, FileOutcome] = {}
+    pool = _new_pool(jobs) if jobs > 1 else None  # one pool for every wave
+    try:
+        for wave in plan.waves:
+            work = [(plan.files[i], settings, check_options, cache, plan.context(i, summaries)) for i in wave]
+            for i, out in zip(wave, _run_work(work, jobs, pool, report, len(outcomes), total)):
+                outcomes[i] = out
+                if out.summary is not None:
+                    summaries[plan.keys[i]] = out.summary
+        ordered = [outcomes[i] for i in range(len(plan.files))]
+        if not fixing:
+            drop_overturned(ordered, summaries)
+            return ordered
+        from .facts.project import caller_index
+        callers = caller_index(summaries)
+        work = [(f, settings, options, None, plan.context(i, summaries, callers)) for i, f in enumerate(plan.files)]
+        return _run_work(work, jobs, pool, report, len(plan.files), total)
+    except BaseException:  # Ctrl-C: do not wait for the queued files
+        if pool is not None:
+            _kill_workers(pool)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+
+
+def _run_work(work: list, jobs: int, pool: Optional[ProcessPoolExecutor] = None,
+              report: Optional[Progress] = None, done_before: int = 0,
+              total: Optional[int] = None) -> list[FileOutcome]:
+    report = report or (lambda done, total: None)
+    total = len(work) if total is None else total
+    if jobs == 1 or len(work) < 2:
         results = []
         for w in work:
             results.append(_check_file(w))
-            report(len(results), len(work))
-        return RunResult(results)
+            report(done_before + len(results), total)
+        return results
     outcomes: dict[int, FileOutcome] = {}
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
+    own = pool is None
+    if own:
+        pool = _new_pool(min(jobs, len(work)))
     try:
-        futures = {pool.submit(_check_file, w): i for i, w in enumerate(work)}
+        futures = {}
+        for i, w in enumerate(work):
+            try:
+                futures[pool.submit(_check_file, w)] = i
+            except BrokenProcessPool:
+                break  # an earlier wave's worker died: the rest is checked in isolation below
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -212,15 +277,17 @@ def run_paths(files: list[str], settings: Settings, options: RunOptions,
                     outcomes[futures[future]] = future.result()
                 except BrokenProcessPool:
                     pass  # a worker died (out of memory, a native crash): isolate below
-            report(len(outcomes), len(work))
+            report(done_before + len(outcomes), total)
     except BaseException:  # Ctrl-C: do not wait for the queued files
-        _kill_workers(pool)
+        if own:
+            _kill_workers(pool)
         raise
-    pool.shutdown(wait=True)
+    if own:
+        pool.shutdown(wait=True)
     for i, w in enumerate(work):
         if i not in outcomes:
             outcomes[i] = _check_isolated(w)
-    return RunResult([outcomes[i] for i in range(len(work))])
+    return [outcomes[i] for i in range(len(work))]
 
 
 def _ignore_sigint() -> None:
