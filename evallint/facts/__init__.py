@@ -382,7 +382,9 @@ class ModuleFacts:
             return False
         seen.add(id(cls))
         result = models.calls_sensitivity(
-            [c for c, _ in self.calls_within(cls.stmt)], self.qualify, resolve.sensitivity_resolver(self, cls.stmt, seen))
+            # Its methods run when the model is built (at `at`): the classes they name
+            # are those live then; its bases are those live where it is defined.
+            [c for c, _ in self.calls_within(cls.stmt)], self.qualify, resolve.sensitivity_resolver(self, at, seen))
         for base in cls.bases:
             if last_part(base) in self.classes and last_part(base) != class_name:
                 b = self.class_sensitivity(last_part(base), seen, at=cls.stmt)
