@@ -7,9 +7,11 @@ EVALSET_DIR holds `manifest.json` and optionally `extra/*.json`, each a JSON lis
     {"path": "buggy/x.py",              # relative to EVALSET_DIR
      "origin": "owner/repo:path@commit",  # or "pypi:package==version:path"
      "kind": "clean" | "buggy",
-     "expected": [{"code": "EL101", "line": 42, "cell": 3, "note": "..."}]}
+     "expected": [{"code": "EL101", "line": 42, "lines": [40], "cell": 3, "note": "..."}]}
 
-(`cell` only for notebooks: the 1-based cell index, with `line` inside the cell).
+(`cell` only for notebooks: the 1-based cell index, with `line` inside the cell; `lines`,
+optional, other lines where the finding may equally well be reported, e.g. the call of an
+evaluation function as well as the `model.eval()` inside it).
 
 The real command-line tool runs over every listed file (in a few batched calls) with an
 empty configuration, so the set's own files cannot change the selection. A finding matches
@@ -114,7 +116,8 @@ def match(expected: list[dict], found: list[dict], tolerance: int):
         for j, f in enumerate(found):
             if f["code"] != e["code"] or (e.get("cell") or None) != (f.get("cell") or None):
                 continue
-            dist = abs(int(f["line"]) - int(e["line"]))
+            # "lines" lists other acceptable lines where a rule may sensibly report it
+            dist = min(abs(int(f["line"]) - int(x)) for x in [e["line"], *e.get("lines", [])])
             if dist <= tolerance:
                 pairs.append((dist, i, j))
     pairs.sort()
