@@ -7,11 +7,15 @@ EVALSET_DIR holds `manifest.json` and optionally `extra/*.json`, each a JSON lis
     {"path": "buggy/x.py",              # relative to EVALSET_DIR
      "origin": "owner/repo:path@commit",  # or "pypi:package==version:path"
      "kind": "clean" | "buggy",
-     "expected": [{"code": "EL101", "line": 42, "lines": [40], "cell": 3, "note": "..."}]}
+     "expected": [{"code": "EL101", "line": 42, "lines": [40], "cell": 3, "note": "...",
+                   "from_finding": false}]}
 
 (`cell` only for notebooks: the 1-based cell index, with `line` inside the cell; `lines`,
 optional, other lines where the finding may equally well be reported, e.g. the call of an
-evaluation function as well as the `model.eval()` inside it).
+evaluation function as well as the `model.eval()` inside it; `from_finding`, optional,
+true when the expectation was first seen as a finding of evallint on a file thought clean and
+then judged a real bug: such expectations are counted, and also reported apart, because they
+cannot measure what evallint misses).
 
 The real command-line tool runs over every listed file (in a few batched calls) with an
 empty configuration, so the set's own files cannot change the selection. A finding matches
@@ -142,7 +146,8 @@ def score(root: Path, select: str, tolerance: int) -> dict:
     for f in findings:
         by_path[f["path"]].append(f)
 
-    per_code = defaultdict(lambda: {"expected": 0, "found": 0, "missed": []})
+    per_code = defaultdict(lambda: {"expected": 0, "found": 0, "missed": [], "independent": 0,
+                                    "independent_found": 0})
     extra_buggy, false_clean, clean_hit = [], [], []
     n_clean = n_buggy = 0
     for e in entries:
@@ -159,8 +164,11 @@ def score(root: Path, select: str, tolerance: int) -> dict:
         for i, x in enumerate(wanted):
             row = per_code[x["code"]]
             row["expected"] += 1
+            independent = not x.get("from_finding")
+            row["independent"] += independent
             if i in pairs:
                 row["found"] += 1
+                row["independent_found"] += independent
             else:
                 row["missed"].append({"path": e["path"], "line": x["line"], "cell": x.get("cell"),
                                       "note": x.get("note", "")})
@@ -173,12 +181,16 @@ def score(root: Path, select: str, tolerance: int) -> dict:
     seed_rows = [r for c, r in per_code.items() if c in SEED]
     seed_expected = sum(r["expected"] for r in seed_rows)
     seed_found = sum(r["found"] for r in seed_rows)
+    seed_ind = sum(r["independent"] for r in seed_rows)
+    seed_ind_found = sum(r["independent_found"] for r in seed_rows)
     seed_clean_hit = {f["path"] for f in false_clean if f["code"] in SEED}
     return {
         "select": select, "tolerance": tolerance,
         "files": {"clean": n_clean, "buggy": n_buggy},
         "per_code": {c: {"expected": r["expected"], "found": r["found"],
                          "recall": r["found"] / r["expected"] if r["expected"] else None,
+                         "independent_expected": r["independent"],
+                         "independent_found": r["independent_found"],
                          "false_findings_on_clean": false_by_code.get(c, 0),
                          "missed": r["missed"]}
                      for c, r in sorted(per_code.items())},
@@ -193,6 +205,8 @@ def score(root: Path, select: str, tolerance: int) -> dict:
                    "false_findings": len(false_clean), "extra_on_buggy": len(extra_buggy)},
         "seed": {"codes": list(SEED), "expected": seed_expected, "found": seed_found,
                  "recall": seed_found / seed_expected if seed_expected else None,
+                 "independent_expected": seed_ind, "independent_found": seed_ind_found,
+                 "independent_recall": seed_ind_found / seed_ind if seed_ind else None,
                  "clean_files_with_finding": len(seed_clean_hit),
                  "clean_share_with_finding": len(seed_clean_hit) / n_clean if n_clean else None},
     }
@@ -217,12 +231,16 @@ def print_report(r: dict) -> None:
     print(f"evallint on a real-code set: {r['files']['buggy']} buggy files, {r['files']['clean']} clean "
           f"files (select {r['select']}, line tolerance ±{r['tolerance']})\n")
     print("Recall per rule (expected findings in buggy files)")
-    print(f"  {'code':<7} {'expected':>8} {'found':>6} {'recall':>7}  {'false on clean':>14}")
+    print(f"  {'code':<7} {'expected':>8} {'found':>6} {'recall':>7}  {'false on clean':>14}  "
+          f"{'independent (not from findings)':>31}")
     codes = sorted(set(r["per_code"]) | set(r["false_findings_by_code"]))
     for c in codes:
-        row = r["per_code"].get(c, {"expected": 0, "found": 0, "recall": None})
+        row = r["per_code"].get(c, {"expected": 0, "found": 0, "recall": None,
+                                    "independent_expected": 0, "independent_found": 0})
+        ind_e, ind_f = row["independent_expected"], row["independent_found"]
+        ind = f"{ind_f}/{ind_e} ({pct(ind_f / ind_e if ind_e else None)})"
         print(f"  {c:<7} {row['expected']:>8} {row['found']:>6} {pct(row['recall']):>7}  "
-              f"{r['false_findings_by_code'].get(c, 0):>14}")
+              f"{r['false_findings_by_code'].get(c, 0):>14}  {ind:>31}")
     missed = [(c, m) for c, row in r["per_code"].items() for m in row["missed"]]
     if missed:
         print("\nMissed expectations")
@@ -241,7 +259,8 @@ def print_report(r: dict) -> None:
           f"clean files with a false finding {t['clean_files_with_finding']}/{t['clean_files']} "
           f"({pct(t['clean_share_with_finding'])}); extra findings on buggy files {t['extra_on_buggy']}")
     s = r["seed"]
-    print(f"Seed rules ({', '.join(s['codes'])}): recall {s['found']}/{s['expected']} ({pct(s['recall'])}); "
+    print(f"Seed rules ({', '.join(s['codes'])}): recall {s['found']}/{s['expected']} ({pct(s['recall'])}), "
+          f"independent {s['independent_found']}/{s['independent_expected']} ({pct(s['independent_recall'])}); "
           f"clean files with a seed-rule finding {s['clean_files_with_finding']}/{t['clean_files']} "
           f"({pct(s['clean_share_with_finding'])})")
 
