@@ -1,6 +1,6 @@
 """Score evallint on a real-code evaluation set: recall on known bugs, false findings on clean files.
 
-    python benchmarks/realcode.py EVALSET_DIR [--select CODES] [--json] [--tolerance 3]
+    python benchmarks/realcode.py EVALSET_DIR [--select CODES] [--json] [--tolerance 3] [--no-extra]
 
 EVALSET_DIR holds `manifest.json` and optionally `extra/*.json`, each a JSON list of
 
@@ -39,8 +39,8 @@ SEED = ("EL101", "EL102", "EL201", "EL202", "EL301", "EL302")  # the documented 
 BATCH = 150  # files per CLI call: keeps the command line short on every platform
 
 
-def load_entries(root: Path) -> list[dict]:
-    sources = [root / "manifest.json"] + sorted((root / "extra").glob("*.json"))
+def load_entries(root: Path, extra: bool = True) -> list[dict]:
+    sources = [root / "manifest.json"] + (sorted((root / "extra").glob("*.json")) if extra else [])
     entries: list[dict] = []
     seen: dict[str, str] = {}
     for source in sources:
@@ -139,8 +139,8 @@ def selected(code: str, select: str) -> bool:
     return any(code.startswith(p) for p in prefixes)
 
 
-def score(root: Path, select: str, tolerance: int) -> dict:
-    entries = load_entries(root)
+def score(root: Path, select: str, tolerance: int, extra: bool = True) -> dict:
+    entries = load_entries(root, extra)
     findings = run_cli(root, [e["path"] for e in entries], select)
     by_path = defaultdict(list)
     for f in findings:
@@ -271,8 +271,9 @@ def main(argv=None) -> int:
     ap.add_argument("--select", default="EL", help="rule codes or prefixes, comma-separated (default: EL)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--tolerance", type=int, default=3, help="line tolerance for a match (default: 3)")
+    ap.add_argument("--no-extra", action="store_true", help="read manifest.json only, not extra/*.json")
     args = ap.parse_args(argv)
-    result = score(args.evalset.resolve(), args.select, args.tolerance)
+    result = score(args.evalset.resolve(), args.select, args.tolerance, extra=not args.no_extra)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
