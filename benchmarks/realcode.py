@@ -70,24 +70,25 @@ def load_entries(root: Path, extra: bool = True) -> list[dict]:
     return entries
 
 
-def installed_codes() -> list[str]:
+def installed_codes(root: Path) -> list[str]:
+    # same working folder as the checks, so both import the same evallint
     proc = subprocess.run([sys.executable, "-m", "evallint", "rules", "--format", "json"],
-                          capture_output=True, text=True)
+                          cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"`evallint rules` failed:\n{proc.stderr[-2000:]}")
     return sorted(r["code"] for r in json.loads(proc.stdout))
 
 
-def cli_selection(select: str) -> str:
+def cli_selection(root: Path, select: str) -> str:
     """The selection restricted to installed codes (the CLI rejects unknown ones)."""
-    codes = [c for c in installed_codes() if selected(c, select)]
+    codes = [c for c in installed_codes(root) if selected(c, select)]
     return ",".join(codes)
 
 
 def run_cli(root: Path, paths: list[str], select: str) -> list[dict]:
     """All findings, by the real CLI, with paths made relative to root."""
     findings: list[dict] = []
-    select = cli_selection(select)
+    select = cli_selection(root, select)
     if not select:  # none of the wanted rules exists yet: nothing can be found
         return findings
     with tempfile.TemporaryDirectory() as tmp:
