@@ -82,6 +82,10 @@ class LightningFacts:
             return None
         return cls if models.is_lightning_class(cls, self.facts.classes) else None
 
+    def class_of_name(self, name: str) -> Optional[ClassInfo]:
+        cls = self.facts.classes.get(name)
+        return cls if cls is not None and models.is_lightning_class(cls, self.facts.classes) else None
+
     def hook_stage(self, name: str) -> Optional[str]:
         return STEP_HOOKS.get(name) or EPOCH_END_HOOKS.get(name) or EPOCH_START_HOOKS.get(name)
 
