@@ -5,16 +5,20 @@ from evallint.diagnostic import Severity
 from evallint.facts import ModuleFacts
 from evallint.rule import Finding, Invalid, Rule
 
-_EVAL_STAGES = ("val", "test")
-_STAGE_WORDS = {"train": "training", "val": "validation", "test": "test"}
+# Validation runs inside the training epoch; test and predict run after fit, once
+# Lightning has reset the metrics it logs, so only training + validation interleave.
+_EVAL_STAGES = ("val",)
+_STAGE_WORDS = {"train": "training", "val": "validation"}
 
 
 class MetricSharedAcrossStages(Rule):
     """
     ## What it does
     Flags a torchmetrics object of a LightningModule that is updated (called or
-    `update()`-d) both in the training stage and in validation or test: in the step
-    hooks themselves or in a helper they share.
+    `update()`-d) both in the training stage and in validation: in the step hooks
+    themselves or in a helper they share. (Test and predict run after `fit`, so a
+    metric shared with them does not interleave; a `compute()` there that sees stale
+    training state is EL404's finding.)
 
     ## Why it is wrong
     A metric object keeps state across calls. Lightning runs validation in the middle
@@ -125,7 +129,8 @@ class MetricSharedAcrossStages(Rule):
             def validation_step(self, batch, batch_idx):
                 self._step(batch, self.val_metrics)
         """,
-        # shared by validation and test only: they never run at the same time
+        # shared by validation and test only: they never run at the same time (nor do
+        # training and test)
         """
         import pytorch_lightning as pl
         import torchmetrics
@@ -144,6 +149,28 @@ class MetricSharedAcrossStages(Rule):
                 x, y = batch
                 self.eval_auroc(self(x), y)
                 self.log("test_auroc", self.eval_auroc)
+        """,
+        # training and test share one object: test runs after fit, when the logged metric was reset
+        """
+        import lightning as L
+        from torchmetrics.classification import BinaryAccuracy
+
+        class Lit(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.acc = BinaryAccuracy()
+
+            def training_step(self, batch, batch_idx):
+                x, y = batch
+                out = self(x)
+                self.acc(out, y)
+                self.log("train_acc", self.acc, on_epoch=True)
+                return out.sum()
+
+            def test_step(self, batch, batch_idx):
+                x, y = batch
+                self.acc(self(x), y)
+                self.log("test_acc", self.acc)
         """,
     ]
     INVALID = [

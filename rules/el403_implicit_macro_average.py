@@ -4,9 +4,21 @@ from __future__ import annotations
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ModuleFacts
 from evallint.facts.exprs import last_part
-from evallint.facts.metrics import FUNCTIONAL_PREFIX, implicit_macro
+from evallint.facts.metrics import implicit_macro
 from evallint.fixcalls import add_keyword
 from evallint.rule import Change, Finding, Invalid, Rule
+
+
+_SKLEARN = " and sklearn's accuracy_score"
+
+
+def _wrapper_of(short: str) -> str:
+    """`MulticlassF1Score` -> `F1Score(task="multiclass")`; functional names likewise."""
+    for kind in ("Multiclass", "Multilabel", "multiclass_", "multilabel_"):
+        if short.startswith(kind):
+            task = kind.strip("_").lower()
+            return f'{short[len(kind):]}(task="{task}")'
+    return short
 
 
 class ImplicitMacroAverage(Rule):
@@ -58,10 +70,9 @@ class ImplicitMacroAverage(Rule):
             short = last_part(qualified)
             if not implicit_macro(call, short):
                 continue
-            functional = qualified.startswith(FUNCTIONAL_PREFIX)
-            wrapper = "accuracy(task=\"multiclass\")" if functional else "Accuracy(task=\"multiclass\")"
-            message = (f"`{short}` without `average=` averages per class (macro), unlike `{wrapper}` "
-                       f"and sklearn's accuracy (micro); make the average explicit")
+            message = (f"`{short}` without `average=` averages per class (macro), unlike "
+                       f"`{_wrapper_of(short)}` (micro){_SKLEARN if 'ccuracy' in short else ''}; "
+                       f"make the average explicit")
             fix = self.fix(Applicability.SAFE, 'Write the default out: `average="macro"`',
                            Change(call, add_keyword(call, "average", '"macro"')))
             yield Finding(call, message, fix)
