@@ -1,6 +1,8 @@
 """EL405 ddp-log-without-sync."""
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from evallint.diagnostic import Applicability, Severity
@@ -14,6 +16,13 @@ from evallint.rule import Change, Finding, Invalid, Rule
 _EVAL_STAGES = frozenset({"val", "test"})
 # Calls whose result is already reduced or gathered across processes.
 _SYNCED_WORDS = ("all_gather", "all_reduce", "reduce", "gather", "sync", "broadcast")
+
+
+_SAME_ON_EVERY_RANK = re.compile(r"current_epoch|global_step|param_groups|get_last_lr|\blr\b")
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
 
 
 class DdpLogWithoutSync(Rule):
@@ -107,6 +116,8 @@ class DdpLogWithoutSync(Rule):
         a metric computed or that was reduced across processes."""
         if literal_value(value) is not NOT_LITERAL:
             return False
+        if (dotted(value) or "").startswith("self.") or _SAME_ON_EVERY_RANK.search(_code(value)):
+            return False  # module state (epoch, step, learning rate): the same in every process
         table = facts.metrics
         scoped = {(id(m.owner), m.key): m for m in table.objects}
         if resolve(facts, scoped, dotted(value), at) is not None:

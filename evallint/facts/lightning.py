@@ -256,6 +256,8 @@ def _device_count(expr) -> Optional[int]:
 def multi_device(call: cst.Call, qualify) -> Optional[bool]:
     """Does this Trainer run several processes? From literal devices/gpus/num_nodes and
     a distributed strategy; None when it cannot be told."""
+    if _strategy_text(call) in ("dp", "single_device", "single_tpu", "single_xla"):
+        return None  # one process (DataParallel scatters inside it)
     devices = None
     for name in ("devices", "gpus", "tpu_cores"):
         kw = keyword(call, name)
@@ -275,6 +277,12 @@ def multi_device(call: cst.Call, qualify) -> Optional[bool]:
     if devices == 1 and nodes == 1:
         return False
     return None
+
+
+def _strategy_text(call: cst.Call) -> Optional[str]:
+    kw = keyword(call, "strategy") or keyword(call, "accelerator")
+    v = literal_value(kw.value) if kw is not None else None
+    return v.lower() if isinstance(v, str) else None
 
 
 def _distributed_strategy(call: cst.Call, qualify) -> bool:

@@ -125,26 +125,40 @@ def build(facts) -> MetricTable:
         node = stmt.node
         if not isinstance(node, (cst.Assign, cst.AnnAssign)) or node.value is None:
             continue
-        targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-        if len(targets) != 1:
-            continue
-        key = dotted(targets[0])
-        if key is None or (key.count(".") > 1) or ("." in key and not key.startswith("self.")):
-            continue
-        call = strip_chain(node.value)
-        if call is None:
-            continue
-        owner = _owner(facts, stmt, key)
-        metric = _metric_of(facts, call, key, stmt, owner, custom, scoped)
-        if metric is not None:
-            table.objects.append(metric)
-            scoped[(id(owner), key)] = metric
+        for target, value in _pairs(node):
+            key = dotted(target)
+            if key is None or (key.count(".") > 1) or ("." in key and not key.startswith("self.")):
+                continue
+            call = strip_chain(value)
+            if call is None:
+                continue
+            owner = _owner(facts, stmt, key)
+            metric = _metric_of(facts, call, key, stmt, owner, custom, scoped)
+            if metric is not None:
+                table.objects.append(metric)
+                scoped[(id(owner), key)] = metric
     if not table.objects:
         return table
     scoped = {(id(m.owner), m.key): m for m in table.objects}
     for call, stmt in facts.index.calls:
         _record_uses(facts, table, scoped, call, stmt)
     return table
+
+
+def _pairs(node):
+    """(target, value) pairs of `a = v`, `a = b = v` and `a, b = v1, v2`."""
+    if isinstance(node, cst.AnnAssign):
+        return [(node.target, node.value)]
+    out = []
+    for t in node.targets:
+        target = t.target
+        if isinstance(target, (cst.Tuple, cst.List)):
+            if isinstance(node.value, (cst.Tuple, cst.List)) and len(node.value.elements) == len(target.elements):
+                out.extend((el.value, v.value) for el, v in zip(target.elements, node.value.elements)
+                           if not isinstance(el, cst.StarredElement))
+        else:
+            out.append((target, node.value))
+    return out
 
 
 def _metric_of(facts, call, key, stmt, owner, custom, scoped) -> Optional[MetricObject]:
@@ -233,7 +247,9 @@ def _record_uses(facts, table: MetricTable, scoped: dict, call: cst.Call, stmt: 
     if mc is not None:
         m = resolve(facts, scoped, dotted(mc[0]), stmt)
         if m is not None:
-            kind = {"update": "update", "forward": "forward", "compute": "compute", "reset": "reset"}.get(mc[1], "other")
+            # MetricTracker.increment() starts a fresh copy: as good as a reset.
+            kind = {"update": "update", "forward": "forward", "compute": "compute", "reset": "reset",
+                    "increment": "reset"}.get(mc[1], "other")
             use = MetricUse(m, kind, call, stmt)
             table.uses.append(use)
             if kind in ("forward", "update", "compute"):
