@@ -10,7 +10,7 @@ from evallint.facts import ModuleFacts
 from evallint.facts.exprs import dotted, keyword, method_call, value_assigned
 from evallint.facts.flow import last_assignment_before
 from evallint.facts.lightning import EPOCH_END_HOOKS
-from evallint.facts.metrics import average_of, epoch_mean_exact
+from evallint.facts.metrics import average_of, epoch_mean_exact_any
 from evallint.fixcalls import split_line
 from evallint.rule import Change, Finding, Invalid, Rule
 
@@ -78,7 +78,7 @@ class LoggedMetricValue(Rule):
                 if found is None:
                     continue
                 use, how = found
-                if epoch_mean_exact(use.metric, facts) is not False:
+                if epoch_mean_exact_any(use.metric, facts) is not False:
                     continue
                 key = dotted(use.call.func) if use.kind == "forward" and dotted(use.call.func) else use.metric.key
                 if use.kind == "forward" and isinstance(use.call.func, cst.Attribute) and use.call.func.attr.value == "forward":

@@ -43,6 +43,8 @@ TASK_WRAPPERS = frozenset(_STAT_SCORE_METRICS)
 _MEAN_OVER_SAMPLES = frozenset({"BinaryAccuracy", "MeanSquaredError", "MeanAbsoluteError",
                                 "MeanSquaredLogError", "MeanAbsolutePercentageError", "MeanMetric"})
 _ACCURACY_CLASSES = frozenset({"Accuracy", "MulticlassAccuracy", "MultilabelAccuracy"})
+_SINGLE_LABEL_MICRO = frozenset({"Precision", "Recall", "F1Score", "MulticlassPrecision", "MulticlassRecall",
+                                 "MulticlassF1Score"})
 
 # Calls that use a metric without changing its state (arguments of these do not escape).
 _HARMLESS_CALLS = {"print", "str", "repr", "format", "float", "int", "len", "isinstance", "type", "id"}
@@ -294,7 +296,7 @@ def average_of(metric: MetricObject) -> Optional[str]:
         return None
     kw = keyword(call, "average")
     if kw is not None:
-        v = literal_value(kw.value)
+        v = _literal(kw.value, origin)
         return "none" if v is None else (v if isinstance(v, str) else None)
     if origin.cls in MACRO_DEFAULT_CLASSES:
         return "macro" if implicit_macro(call, origin.cls) else None
@@ -310,8 +312,22 @@ def task_of(metric: MetricObject) -> Optional[str]:
     v = argument(call, 0, "task")
     if v is None:
         return "legacy"  # torchmetrics < 0.11: `Accuracy()` without a task
-    lit = literal_value(v)
+    lit = _literal(v, metric.origin)
     return lit if isinstance(lit, str) else None
+
+
+def _literal(expr, metric):
+    """A literal, or the literal default of a parameter of the function that builds the
+    metric (`def __init__(self, average="macro")`: modules are mostly built with their
+    defaults)."""
+    value = literal_value(expr)
+    stmt = getattr(metric, "stmt", None)
+    if isinstance(expr, cst.Name) and stmt is not None and stmt.function is not None:
+        params = stmt.function.node.params
+        for p in (*params.posonly_params, *params.params, *params.kwonly_params):
+            if p.name.value == expr.value and p.default is not None:
+                return literal_value(p.default)
+    return value
 
 
 def epoch_mean_exact(metric: MetricObject, facts=None) -> Optional[bool]:
@@ -332,6 +348,8 @@ def epoch_mean_exact(metric: MetricObject, facts=None) -> Optional[bool]:
     cls = origin.cls
     if cls in _MEAN_OVER_SAMPLES:
         return True
+    if cls in _SINGLE_LABEL_MICRO and _task_for(origin) == "multiclass" and average_of(origin) == "micro":
+        return True  # micro precision/recall/F1 of single-label predictions is the accuracy
     if cls in _ACCURACY_CLASSES:
         if cls == "Accuracy":
             task = task_of(origin)
@@ -344,6 +362,21 @@ def epoch_mean_exact(metric: MetricObject, facts=None) -> Optional[bool]:
             return None
         return avg == "micro"
     return False
+
+
+def _task_for(metric) -> Optional[str]:
+    return "multiclass" if metric.cls.startswith("Multiclass") else task_of(metric)
+
+
+def epoch_mean_exact_any(metric: MetricObject, facts) -> Optional[bool]:
+    """`epoch_mean_exact` over every construction of the same name in the same class or
+    function (`if binary: self.f1 = F1Score("binary") else: ...`): False when one of
+    them does not decompose."""
+    results = [epoch_mean_exact(m, facts) for m in facts.metrics.objects
+               if m.key == metric.key and m.owner is metric.owner] or [epoch_mean_exact(metric, facts)]
+    if any(r is False for r in results):
+        return False
+    return True if all(r is True for r in results) else None
 
 
 @dataclass(eq=False)
