@@ -188,6 +188,8 @@ class LightningFacts:
         return out
 
     def _model_class(self, expr, at: Stmt) -> Optional[str]:
+        """The class of the model a Trainer runs: an in-file class name, "" for a class
+        built elsewhere (not this file's modules), None when it cannot be told."""
         if isinstance(expr, cst.Name):
             expr = flow.assigned_value(self.facts.index, expr.value, at)
         while isinstance(expr, cst.Call):
@@ -196,7 +198,9 @@ class LightningFacts:
                 expr = mc[0]
                 continue
             name = last_part(dotted(expr.func) or "")
-            return name if name in self.facts.classes else None
+            if name in self.facts.classes:
+                return name
+            return "" if name[:1].isupper() else None
         if isinstance(expr, (cst.Name, cst.Attribute)):
             name = last_part(dotted(expr) or "")
             return name if name in self.facts.classes else None
@@ -209,7 +213,7 @@ class LightningFacts:
             if trainer.multi_device is not True:
                 continue
             for stages, model in trainer.runs:
-                if model is None or self._is_same_or_subclass(model, cls):
+                if model is None or (model and self._is_same_or_subclass(model, cls)):
                     out |= stages
         return frozenset(out)
 
