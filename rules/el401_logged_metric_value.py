@@ -7,12 +7,24 @@ import libcst as cst
 
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ModuleFacts
-from evallint.facts.exprs import dotted, keyword, method_call, value_assigned
+from evallint.facts.exprs import dotted, keyword, last_part, method_call, value_assigned
 from evallint.facts.flow import last_assignment_before
 from evallint.facts.lightning import EPOCH_END_HOOKS
-from evallint.facts.metrics import average_of, epoch_mean_exact_any
+from evallint.facts.metrics import MetricObject, MetricUse, average_of, epoch_mean_exact_any, is_metric_class_name
 from evallint.fixcalls import split_line
 from evallint.rule import Change, Finding, Invalid, Rule
+
+
+def _transient_forward(facts, value, at) -> Optional[MetricUse]:
+    """`BinaryF1Score()(preds, y)`: a metric built and called on one batch."""
+    if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Call):
+        return None
+    built = value.func
+    qualified = facts.qualify(built.func) or ""
+    if not is_metric_class_name(qualified):
+        return None
+    metric = MetricObject(key="", call=built, stmt=at, cls=last_part(qualified), owner=None)
+    return MetricUse(metric, "forward", value, at)
 
 
 class LoggedMetricValue(Rule):
@@ -60,7 +72,7 @@ class LoggedMetricValue(Rule):
     tokens = (("log",), ("torchmetrics",), ("lightning", "Lightning"))
 
     def check(self, facts: ModuleFacts):
-        if "torchmetrics" not in facts.frameworks or not facts.metrics.objects:
+        if "torchmetrics" not in facts.frameworks:
             return
         lightning = facts.lightning
         for log in lightning.log_calls:
@@ -83,6 +95,8 @@ class LoggedMetricValue(Rule):
                 key = dotted(use.call.func) if use.kind == "forward" and dotted(use.call.func) else use.metric.key
                 if use.kind == "forward" and isinstance(use.call.func, cst.Attribute) and use.call.func.attr.value == "forward":
                     key = dotted(use.call.func.value) or use.metric.key
+                if how == "transient":
+                    key = f"{use.metric.cls}()"
                 yield Finding(value, self._message(use.metric, key, facts),
                               self._fix(log, value, use, how, key))
 
@@ -94,6 +108,9 @@ class LoggedMetricValue(Rule):
         use = table.by_call.get(id(value)) if isinstance(value, cst.Call) else None
         if use is not None and use.kind == "forward":
             return use, "call"
+        transient = _transient_forward(facts, value, at)
+        if transient is not None:
+            return transient, "transient"
         if isinstance(value, cst.Name):
             s = last_assignment_before(facts.index, value.value, at)
             bound = value_assigned(s.node, value.value) if s is not None else None
@@ -101,6 +118,9 @@ class LoggedMetricValue(Rule):
                 use = table.by_call.get(id(bound))
                 if use is not None and use.kind == "forward":
                     return use, "name"
+                transient = _transient_forward(facts, bound, s)
+                if transient is not None:
+                    return transient, "transient"
             return None
         inner = None
         if isinstance(value, cst.Call):
@@ -117,6 +137,10 @@ class LoggedMetricValue(Rule):
 
     @staticmethod
     def _message(metric, key: str, facts) -> str:
+        if not metric.key:
+            return (f"`{key}` is built and called on each batch, so its batch value is logged, and Lightning's "
+                    f"epoch value is the mean of batch values, which is not the metric over the epoch; build "
+                    f"the metric once in `__init__`, update it and log the object")
         origin = metric.origin
         avg = average_of(origin) if not origin.is_collection else None
         what = f"{origin.cls}, {avg} average" if avg in ("macro", "weighted", "none") else origin.cls
@@ -127,6 +151,8 @@ class LoggedMetricValue(Rule):
     def _fix(self, log, value, use, how, key):
         if log.kind == "log" and keyword(log.call, "reduce_fx") is not None:
             return None  # a metric object is reduced by compute(), not reduce_fx
+        if how == "transient":
+            return None
         replacement = cst.parse_expression(key)
         if how == "name":
             return self.fix(Applicability.SAFE, f"Log the metric object `{key}`", Change(value, replacement))
@@ -346,6 +372,20 @@ class LoggedMetricValue(Rule):
                 def validation_step(self, batch, batch_idx):
                     self._evaluate(batch)
             """,
+        ),
+        # a metric built and called per batch: explained (there is no object to log)
+        Invalid(
+            """
+            import lightning as L
+            from torchmetrics.classification import BinaryF1Score
+
+            class Lit(L.LightningModule):
+                def validation_step(self, batch, batch_idx):
+                    x, y = batch
+                    f1 = BinaryF1Score()(self(x), y)
+                    self.log("val_f1", f1, on_step=False, on_epoch=True)
+            """,
+            line=8, column=28, message_contains="built and called on each batch",
         ),
         # inside a log_dict dictionary: explained, not rewritten
         Invalid(
