@@ -213,10 +213,10 @@ class MetricComputeWithoutReset(Rule):
 
     @staticmethod
     def _message(key: str, where: str, name) -> str:
-        place = {"hook": f"in `{name}`, every epoch,", "loop": f"in the `for {name}` loop",
+        place = {"hook": f"in `{name}`", "loop": f"in the `for {name}` loop",
                  "function": f"in `{name}()`, which runs every epoch,"}[where]
-        return (f"`{key}.compute()` runs {place} but `{key}` is never reset: each value covers every "
-                f"epoch so far; call `{key}.reset()` after its last use")
+        return (f"`{key}.compute()` runs {place} but `{key}` is never reset: its state holds every batch "
+                f"seen so far (earlier epochs included); call `{key}.reset()` after its last use")
 
 
 
