@@ -163,3 +163,68 @@ def test_batch_mean_of_macro_accuracy_is_not_the_epoch_value_and_el401_says_so(t
                            "--select", "EL4", script.name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     found = json.loads(proc.stdout)
     assert [(f["code"], f["line"]) for f in found] == [("EL401", 14)], found
+
+
+_LIGHTNING_RUN = '''
+import json, sys
+import torch
+import lightning as L
+from torch.utils.data import DataLoader, TensorDataset
+
+namespace = {}
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), namespace)
+gen = torch.Generator().manual_seed(0)
+labels = torch.cat([torch.zeros(320, dtype=torch.long), torch.ones(320, dtype=torch.long)])
+right = torch.rand(len(labels), generator=gen) < 0.82
+scores = torch.nn.functional.one_hot(torch.where(right, labels, 1 - labels), 2).float()
+loader = DataLoader(TensorDataset(scores, labels), batch_size=64)  # unshuffled: one class per batch
+trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False)
+out = trainer.test(namespace["CatsDogs"](), loader, verbose=False)[0]
+print(json.dumps({"logged": float(out["test_acc_epoch"]), "truth": float(right.float().mean())}))
+'''
+
+_CATS_DOGS = '''
+import lightning as L
+import torch
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class CatsDogs(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.accuracy = MulticlassAccuracy(num_classes=2, average="macro")
+
+    def forward(self, x):
+        return x  # the batch holds the model's scores already
+
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        probs = torch.softmax(self(x), dim=1)
+        self.log("test_acc", self.accuracy(probs, y), on_step=True, on_epoch=True)
+'''
+
+
+def test_el401_fix_turns_the_logged_40_percent_into_the_true_82_in_a_real_lightning_run(tmp_path):
+    """Lightning itself, unshuffled test batches of one class each: as written the epoch
+    value is the mean of per-batch macro accuracies (about half the truth); after
+    `evallint fix` the metric object is logged and the epoch value is the true accuracy."""
+    pytest.importorskip("lightning")
+    (tmp_path / "run.py").write_text(_LIGHTNING_RUN)
+    (tmp_path / "buggy.py").write_text(_CATS_DOGS)
+    (tmp_path / "fixed.py").write_text(_CATS_DOGS)
+    fix = subprocess.run([sys.executable, "-m", "evallint", "fix", "--no-cache", "--select", "EL401", "fixed.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert fix.returncode == 0, fix.stdout + fix.stderr
+    assert 'self.log("test_acc", self.accuracy, on_step=True, on_epoch=True)' in (tmp_path / "fixed.py").read_text()
+
+    def run(name):
+        proc = subprocess.run([sys.executable, "run.py", name], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    written, fixed = run("buggy.py"), run("fixed.py")
+    assert abs(written["truth"] - 0.82) < 0.03
+    assert abs(written["logged"] - written["truth"] / 2) < 0.02   # about 41% against about 82%
+    assert abs(fixed["logged"] - fixed["truth"]) < 1e-4
