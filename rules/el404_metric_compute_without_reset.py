@@ -67,8 +67,9 @@ class MetricComputeWithoutReset(Rule):
     When the last use is a `return`, the finding is explained only.
 
     ## References
-    - torchmetrics documentation, "Metrics and devices / reset": state is kept until `reset()`
-    - haven-jeon/KoGPT2-subtasks#1 (`compute()` without `reset()` in Lightning)
+    - haven-jeon/KoGPT2-subtasks#1 (`compute()` without `reset()` in Lightning; quotes the
+      torchmetrics Lightning page: Lightning resets only metric objects passed to `self.log`)
+    - ashleve/lightning-hydra-template#239 (why each stage needs its own metric and reset)
     """
 
     code = "EL404"

@@ -55,8 +55,9 @@ class DdpLogWithoutSync(Rule):
     changes nothing.
 
     ## References
-    - Lightning documentation, "Logging: synchronize validation and test logging"
-    - Lightning-AI/pytorch-lightning#4493 (distributed validation values differ)
+    - Lightning documentation, multi-GPU training: "Synchronize validation and test logging"
+    - Lightning's own warning: "It is recommended to use `self.log(..., sync_dist=True)` when
+      logging on epoch level in distributed setting to accumulate the metric across devices."
     """
 
     code = "EL405"
