@@ -49,7 +49,7 @@ class MetricSharedAcrossStages(Rule):
 
     code = "EL402"
     name = "metric-shared-across-stages"
-    summary = "One metric object is updated in training and in validation/test: the stages mix state."
+    summary = "One metric object is updated in training and in validation: the stages mix state."
     severity = Severity.WARNING
     tokens = (("torchmetrics",), ("lightning", "Lightning"))
 
