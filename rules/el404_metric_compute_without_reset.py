@@ -9,6 +9,7 @@ from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ModuleFacts
 from evallint.facts.exprs import dotted
 from evallint.facts.lightning import EPOCH_END_HOOKS
+from evallint.facts.metrics import RUNNING_BEST
 from evallint.facts.walk import walk
 from evallint.fixcalls import insert_after
 from evallint.rule import Finding, Invalid, Rule
@@ -85,6 +86,8 @@ class MetricComputeWithoutReset(Rule):
         table = facts.metrics
         reported = set()
         for metric in table.objects:
+            if metric.origin.cls in RUNNING_BEST:
+                continue  # a best-so-far tracker accumulates across epochs by design
             uses = table.uses_of(metric)
             computes = [u for u in uses if u.kind == "compute"]
             if not computes or any(u.kind in ("reset", "passed") for u in uses):
@@ -270,6 +273,27 @@ class MetricComputeWithoutReset(Rule):
             def on_validation_epoch_end(self):
                 self.log_dict(self.valid_metrics.compute())
                 self.valid_metrics.reset()
+        """,
+        # a MaxMetric keeps the best value over epochs on purpose
+        """
+        import lightning as L
+        from torchmetrics import MaxMetric
+        from torchmetrics.classification import MulticlassAccuracy
+
+        class Lit(L.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.val_acc = MulticlassAccuracy(num_classes=10, average="micro")
+                self.val_acc_best = MaxMetric()
+
+            def validation_step(self, batch, batch_idx):
+                x, y = batch
+                self.val_acc(self(x), y)
+                self.log("val/acc", self.val_acc)
+
+            def on_validation_epoch_end(self):
+                self.val_acc_best(self.val_acc.compute())
+                self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
         """,
         # a fresh metric every epoch
         """

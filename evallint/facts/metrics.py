@@ -46,6 +46,9 @@ _ACCURACY_CLASSES = frozenset({"Accuracy", "MulticlassAccuracy", "MultilabelAccu
 _SINGLE_LABEL_MICRO = frozenset({"Precision", "Recall", "F1Score", "MulticlassPrecision", "MulticlassRecall",
                                  "MulticlassF1Score"})
 
+# Aggregators kept across epochs on purpose: the best value so far.
+RUNNING_BEST = frozenset({"MaxMetric", "MinMetric"})
+
 # Calls that use a metric without changing its state (arguments of these do not escape).
 _HARMLESS_CALLS = {"print", "str", "repr", "format", "float", "int", "len", "isinstance", "type", "id"}
 
