@@ -14,6 +14,8 @@ from typing import Optional
 import libcst as cst
 
 from . import data, flow, loops, models, scopes
+from . import lightning as lightning_facts
+from . import metrics as metric_facts
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
@@ -526,6 +528,15 @@ class ModuleFacts:
                 continue
             found = c
         return found
+
+    # Lightning and torchmetrics (evallint/facts/lightning.py, metrics.py) -------------
+    @cached_property
+    def lightning(self) -> "lightning_facts.LightningFacts":
+        return lightning_facts.LightningFacts(self)
+
+    @cached_property
+    def metrics(self) -> "metric_facts.MetricTable":
+        return metric_facts.build(self)
 
 
     # Project view (other modules of the checked tree) --------------------------------
