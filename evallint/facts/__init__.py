@@ -501,6 +501,13 @@ class ModuleFacts:
             found = c
         return found
 
+    # Keras -----------------------------------------------------------------------
+    @cached_property
+    def keras(self) -> "keras_facts.KerasFacts":
+        """Keras models, their output layer and compile settings, generators."""
+        from . import keras as keras_facts
+        return keras_facts.KerasFacts(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()
