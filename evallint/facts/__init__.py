@@ -508,6 +508,13 @@ class ModuleFacts:
         from . import keras as keras_facts
         return keras_facts.KerasFacts(self)
 
+    # Model outputs (activation, last layer size) ------------------------------------
+    @cached_property
+    def outputs(self) -> "outputs_facts.OutputFacts":
+        """What a PyTorch model's forward ends in: softmax, log_softmax, sigmoid, logits."""
+        from . import outputs as outputs_facts
+        return outputs_facts.OutputFacts(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()
