@@ -515,6 +515,12 @@ class ModuleFacts:
         from . import outputs as outputs_facts
         return outputs_facts.OutputFacts(self)
 
+    @cached_property
+    def shapes(self) -> "shapes_facts.ShapeFacts":
+        """Known tensor shapes: (N, 1) columns and (N,) vectors."""
+        from . import shapes as shapes_facts
+        return shapes_facts.ShapeFacts(self)
+
 
     # Losses (evallint/facts/losses.py) -------------------------------------------
     @cached_property

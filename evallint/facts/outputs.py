@@ -210,6 +210,36 @@ class OutputFacts:
                 return ends[0]
         return None
 
+    def activation_reaching(self, expr: Optional[cst.BaseExpression], at: Stmt) -> Optional[tuple[ModelEnd, str]]:
+        """The activation an expression carries: applied explicitly (`F.softmax(out, 1)`,
+        `probs = out.sigmoid()`), or the one the model it comes from ends in. The second
+        item says where it comes from (`model`, or the code of the explicit call)."""
+        for _ in range(6):
+            if isinstance(expr, cst.Name):
+                s = flow.last_assignment_before(self.index, expr.value, at)
+                value = value_assigned(s.node, expr.value) if s is not None else None
+                if value is None:
+                    return None
+                expr, at = value, s
+                continue
+            if not isinstance(expr, cst.Call):
+                return None
+            q = self.facts.qualify(expr.func) or ""
+            if q.startswith("F."):
+                q = "torch.nn.functional." + q[2:]
+            mc = method_call(expr)
+            explicit = _FUNCTIONS.get(q)
+            if explicit is None and mc is not None and mc[1] in _TENSOR_METHODS and not q.startswith("torch.") \
+                    and dotted(mc[0]) != "self":
+                explicit = _TENSOR_METHODS[mc[1]]
+            if explicit is not None:
+                return ModelEnd(explicit, expr, None), "explicit"
+            if mc is not None and (mc[1] in _SAME or mc[1] in _RESHAPES) and dotted(mc[0]) != "self":
+                expr = mc[0]
+                continue
+            return self.value_end(expr, at)
+        return None
+
     def value_end(self, expr: Optional[cst.BaseExpression], at: Stmt) -> Optional[tuple[ModelEnd, str]]:
         """If `expr` is a model's output as the model returns it (`model(x)`, a name bound
         to it, moved to a device), its end and the model's name."""
