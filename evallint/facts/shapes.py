@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
+from .data import TENSOR_DATASETS, is_torchvision_dataset
 from .exprs import argument, dotted, last_part, literal_value, method_call, number, positional, value_assigned
 from .index import Stmt
 from .walk import walk
@@ -86,11 +87,11 @@ class ShapeFacts:
             if meth == "predict":
                 output = self.facts.keras.output_of_model_expr(obj, at) if isinstance(obj, cst.Name) else None
                 if output is not None and output.units == 1:
-                    return f"`{self._code(expr)}` (the Keras model ends in `Dense(1)`)"
+                    return f"`{self._code(expr)}`, a Keras model ending in `Dense(1)`"
                 return None
         got = self.facts.outputs.value_end(expr, at)
         if got is not None and got[0].out_features == 1:
-            return f"`{self._code(expr)}` (`{got[1]}` ends in a layer with one output)"
+            return f"`{self._code(expr)}`, whose last layer has one output"
         return None
 
     # Vectors ---------------------------------------------------------------------------
@@ -161,23 +162,30 @@ class ShapeFacts:
         return self._item_part(loader.dataset_expr(), loader.stmt, position, depth)
 
     def _item_part(self, dataset, at: Stmt, position: int, depth: int) -> Optional[str]:
-        if not isinstance(dataset, cst.Name) or depth > 10:
+        """The shape of part `position` of the dataset's items (a name or a construction)."""
+        if depth > 10:
             return None
-        built = self.facts.construction(dataset.value, at)
-        if built is None:
-            return self._split_part(dataset.value, at, position, depth)
-        if any(a.star for a in built.call.args):
+        if isinstance(dataset, cst.Name):
+            built = self.facts.construction(dataset.value, at)
+            if built is None:
+                return self._split_part(dataset.value, at, position, depth)
+            call, callee, at = built.call, built.callee, built.stmt
+        elif isinstance(dataset, cst.Call):
+            call, callee = dataset, self.facts.qualify(dataset.func) or ""
+        else:
             return None
-        if built.kind == "torchvision" or last_part(built.callee) in ("ImageFolder", "DatasetFolder"):
-            if position == 1 and last_part(built.callee) in _CLASSIFICATION_DATASETS \
-                    and argument(built.call, 99, "target_transform") is None:
-                return f"the labels of `{last_part(built.callee)}` (class indices, shape (N,))"
+        if any(a.star for a in call.args):
             return None
-        if built.kind == "tensor_dataset":
-            parts = [a.value for a in built.call.args if a.keyword is None]
+        short = last_part(callee)
+        if is_torchvision_dataset(callee) or short in ("ImageFolder", "DatasetFolder"):
+            if position == 1 and short in _CLASSIFICATION_DATASETS and argument(call, 99, "target_transform") is None:
+                return f"the labels of `{short}`, class indices"
+            return None
+        if callee in TENSOR_DATASETS:
+            parts = [a.value for a in call.args if a.keyword is None]
             if position < len(parts):
-                why = self.vector(parts[position], built.stmt, depth + 1)
-                return f"the labels of `TensorDataset` ({why})" if why else None
+                why = self.vector(parts[position], at, depth + 1)
+                return f"the labels of a `TensorDataset`, {why}" if why else None
         return None
 
     def _split_part(self, name: str, at: Stmt, position: int, depth: int) -> Optional[str]:
@@ -208,7 +216,7 @@ class ShapeFacts:
             if isinstance(inner, cst.Tuple) and len(inner.elements) == 2:
                 second = inner.elements[1].value
                 if isinstance(second, cst.Name) and second.value == name:
-                    return f"the labels of `{parts[-2]}.load_data()` (shape (N,))"
+                    return f"the labels of `{parts[-2]}.load_data()`"
         return None
 
     # Helpers ----------------------------------------------------------------------------
