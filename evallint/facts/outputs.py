@@ -201,6 +201,9 @@ class OutputFacts:
         call = self.facts.model_binding_call(key, at)
         if call is not None:
             return self.layer_end(call)
+        built = self._built_by_function(key, at)
+        if built is not None:
+            return built
         if function is not None and key in function.params and _depth < 3:
             ends = []
             for site in self.facts.call_sites(function):
@@ -239,6 +242,24 @@ class OutputFacts:
                 continue
             return self.value_end(expr, at)
         return None
+
+    def _built_by_function(self, key: str, at: Stmt) -> Optional[ModelEnd]:
+        """`model = build_model(...)` with an in-file function that returns a module."""
+        value = flow.assigned_value(self.index, key, at) if "." not in key else None
+        while isinstance(value, cst.Call) and method_call(value) and method_call(value)[1] in _SAME:
+            value = value.func.value
+        if not isinstance(value, cst.Call) or not isinstance(value.func, cst.Name):
+            return None
+        candidates = [f for f in self.facts.functions.get(value.func.value, []) if not f.is_method]
+        if len(candidates) != 1:
+            return None
+        returns = [s for s in self.index.function_body(candidates[0].stmt) if isinstance(s.node, cst.Return)]
+        if len(returns) != 1 or not isinstance(returns[0].node.value, (cst.Call, cst.Name)):
+            return None
+        returned = returns[0].node.value
+        if isinstance(returned, cst.Name):
+            return self.model_end(returned.value, returns[0], 3)
+        return self.layer_end(returned)
 
     def value_end(self, expr: Optional[cst.BaseExpression], at: Stmt) -> Optional[tuple[ModelEnd, str]]:
         """If `expr` is a model's output as the model returns it (`model(x)`, a name bound
