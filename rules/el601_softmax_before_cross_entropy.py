@@ -12,21 +12,25 @@ def _short(facts: ModuleFacts, node) -> str:
 
 
 def activation_findings(facts: ModuleFacts, activation: str, loss_applies):
-    """(loss call, explanation) where a value carrying `activation` reaches a loss for
-    which `loss_applies(loss)` holds. Shared by EL601 and EL602."""
+    """(node, explanation) for each place where `activation` is applied and its output
+    reaches a loss for which `loss_applies(loss)` holds: the activation ending a model
+    (its `forward` or `nn.Sequential`), or one applied by hand. One finding per place,
+    however many loss calls it reaches. Shared by EL601 and EL602."""
+    seen: set[int] = set()
     for lc in facts.loss_calls:
         if lc.input is None or not loss_applies(lc.loss):
             continue
         got = facts.outputs.activation_reaching(lc.input, lc.stmt)
-        if got is None or got[0].activation != activation:
+        if got is None or got[0].activation != activation or id(got[0].node) in seen:
             continue
         end, source = got
+        seen.add(id(end.node))
+        reaches = f"`{_short(facts, lc.call)}`"
         if source == "explicit":
-            where = f"`{_short(facts, lc.input)}` is `{_short(facts, end.node)}`"
+            where = f"`{_short(facts, end.node)}` is passed to {reaches}"
         else:
-            where = (f"`{_short(facts, lc.input)}` is the output of `{source}`, which ends in "
-                     f"`{_short(facts, end.node)}`")
-        yield lc, where
+            where = f"the model `{source}` ends in `{_short(facts, end.node)}`, and its output reaches {reaches}"
+        yield end.node, lc, where
 
 
 class SoftmaxBeforeCrossEntropy(Rule):
@@ -74,8 +78,8 @@ class SoftmaxBeforeCrossEntropy(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
             return
-        for lc, where in activation_findings(facts, "softmax", lambda loss: loss.applies_log_softmax):
-            yield Finding(lc.call, f"{where}, but `{lc.loss.short}` applies log-softmax itself: the loss sees "
+        for node, lc, where in activation_findings(facts, "softmax", lambda loss: loss.applies_log_softmax):
+            yield Finding(node, f"{where}, but `{lc.loss.short}` applies log-softmax itself: the loss sees "
                                    "softmax(softmax(logits)) and training stalls; pass the logits and apply "
                                    "softmax only to report probabilities")
 
@@ -135,6 +139,16 @@ class SoftmaxBeforeCrossEntropy(Rule):
         import torch.nn.functional as F
         loss = F.cross_entropy(student(x), F.softmax(teacher(x) / 4.0, dim=1))
         """,
+        # a pretrained network whose new head ends in LogSoftmax (log_softmax is idempotent)
+        """
+        import torch.nn as nn
+        from torchvision import models
+        model = models.resnet50(weights="IMAGENET1K_V2")
+        model.fc = nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Linear(256, 10), nn.LogSoftmax(dim=1))
+        criterion = nn.CrossEntropyLoss()
+        for inputs, labels in train_loader:
+            loss = criterion(model(inputs), labels)
+        """,
         # a Sequential that ends in LogSoftmax with NLLLoss
         """
         import torch.nn as nn
@@ -164,7 +178,7 @@ class SoftmaxBeforeCrossEntropy(Rule):
                 loss = criterion(outputs, labels)
                 loss.backward()
             """,
-            line=16, column=12, message_contains="nn.Softmax(dim=1)",
+            line=11, column=16, message_contains="self.softmax(self.fc2(x))",
         ),
         # an nn.Sequential ending in Softmax, the loss passed to a train function
         Invalid(
@@ -180,7 +194,21 @@ class SoftmaxBeforeCrossEntropy(Rule):
             criterion = nn.CrossEntropyLoss()
             train(net, train_loader, criterion, optimizer)
             """,
-            line=5, column=16,
+            line=8, column=68,
+        ),
+        # the head of a pretrained network replaced by one that ends in Softmax
+        Invalid(
+            """
+            import torch.nn as nn
+            from torchvision import models
+            model = models.resnet50(weights="IMAGENET1K_V2")
+            model.fc = nn.Sequential(nn.Linear(2048, 512), nn.ReLU(), nn.Linear(512, 27), nn.Softmax(dim=1))
+            criterion = nn.CrossEntropyLoss()
+            for inputs, labels in trainloader:
+                logps = model.forward(inputs)
+                loss = criterion(logps, labels)
+            """,
+            line=4, column=79,
         ),
         # softmax applied by hand before F.cross_entropy
         Invalid(
@@ -189,6 +217,6 @@ class SoftmaxBeforeCrossEntropy(Rule):
             probs = F.softmax(model(images), dim=1)
             loss = F.cross_entropy(probs, labels)
             """,
-            line=3, column=8,
+            line=2, column=9,
         ),
     ]

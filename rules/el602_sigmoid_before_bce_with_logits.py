@@ -53,8 +53,8 @@ class SigmoidBeforeBceWithLogits(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
             return
-        for lc, where in activation_findings(facts, "sigmoid", lambda loss: loss.with_logits):
-            yield Finding(lc.call, f"{where}, but `{lc.loss.short}` applies the sigmoid itself: the loss sees "
+        for node, lc, where in activation_findings(facts, "sigmoid", lambda loss: loss.with_logits):
+            yield Finding(node, f"{where}, but `{lc.loss.short}` applies the sigmoid itself: the loss sees "
                                    "sigmoid(sigmoid(logits)) and the model barely learns; pass the logits "
                                    "(or use `BCELoss` on probabilities)")
 
@@ -124,7 +124,7 @@ class SigmoidBeforeBceWithLogits(Rule):
                 loss = criterion(model(xb), yb.unsqueeze(1))
                 loss.backward()
             """,
-            line=14, column=12, message_contains="torch.sigmoid(self.out(x))",
+            line=10, column=16, message_contains="criterion(model(xb), yb.unsqueeze(1))",
         ),
         # a loss object kept on self in a LightningModule
         Invalid(
@@ -143,7 +143,7 @@ class SigmoidBeforeBceWithLogits(Rule):
                     out = self(x)
                     return self.loss_fn(out, y)
             """,
-            line=13, column=16,
+            line=6, column=51,
         ),
         # sigmoid applied by hand
         Invalid(
@@ -153,6 +153,6 @@ class SigmoidBeforeBceWithLogits(Rule):
             probs = model(x).sigmoid()
             loss = F.binary_cross_entropy_with_logits(probs, y)
             """,
-            line=4, column=8,
+            line=3, column=9,
         ),
     ]

@@ -134,13 +134,23 @@ class KerasFacts:
             return q
         return None
 
-    def _literal_int(self, expr: Optional[cst.BaseExpression], at: Stmt) -> Optional[int]:
-        if expr is None:
+    def _literal_int(self, expr: Optional[cst.BaseExpression], at: Stmt, _depth: int = 0) -> Optional[int]:
+        """A literal integer, a name bound to one, or `len()` of a literal list or tuple."""
+        if expr is None or _depth > 3:
             return None
         if isinstance(expr, cst.Name):
             expr = flow.assigned_value(self.index, expr.value, at)
             if expr is None:
                 return None
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "len" \
+                and len(expr.args) == 1:
+            items = expr.args[0].value
+            if isinstance(items, cst.Name):
+                items = flow.assigned_value(self.index, items.value, at)
+            if isinstance(items, (cst.List, cst.Tuple)) and not any(isinstance(e, cst.StarredElement)
+                                                                     for e in items.elements):
+                return len(items.elements) or None  # an empty list is filled later
+            return None
         v = literal_value(expr)
         return int(v) if isinstance(v, float) and v == int(v) else None
 

@@ -35,6 +35,8 @@ _ELEMENTWISE = {"ReLU", "LeakyReLU", "Tanh", "ELU", "GELU", "SiLU", "Hardtanh", 
                 "Dropout", "AlphaDropout", "ReLU6", "PReLU", "Mish", "Hardsigmoid", "Hardswish"}
 # Tensor methods that change neither the activation nor the shape.
 _SAME = {"to", "cuda", "cpu", "float", "double", "half", "contiguous", "clone", "detach", "type_as"}
+# The attribute that holds the last module of torchvision / timm classifiers.
+_HEADS = ("fc", "classifier", "head", "heads")
 # Tensor methods that keep the activation and change the shape.
 _RESHAPES = {"squeeze", "view", "reshape", "flatten", "ravel", "unsqueeze"}
 
@@ -171,8 +173,9 @@ class OutputFacts:
                     return None
                 end = self.layer_end(built, depth + 1)
                 if end is not None and end.activation in _LAYERS.values() and end.out_features is None:
+                    # a bare activation module: the place to point at is its call in forward
                     inner = positional(expr, 0)
-                    return ModelEnd(end.activation, end.node,
+                    return ModelEnd(end.activation, expr,
                                     self._features_below(inner.value if inner else None, at, cls, depth))
                 return end
             return None
@@ -200,7 +203,8 @@ class OutputFacts:
             return self.layer_end(built) if built is not None else None
         call = self.facts.model_binding_call(key, at)
         if call is not None:
-            return self.layer_end(call)
+            head = self._replaced_head(key, call, at)
+            return head if head is not None else self.layer_end(call)
         built = self._built_by_function(key, at)
         if built is not None:
             return built
@@ -242,6 +246,22 @@ class OutputFacts:
                 continue
             return self.value_end(expr, at)
         return None
+
+    def _replaced_head(self, key: str, built: cst.Call, at: Stmt) -> Optional[ModelEnd]:
+        """`model = models.resnet50(...)` then `model.fc = nn.Sequential(...)`: a pretrained
+        network whose last module (`fc`, `classifier`, `head`) was replaced before `at`."""
+        callee = self.facts.qualify(built.func) or ""
+        if not callee.startswith(("torchvision.models.", "timm.create_model")):
+            return None
+        replaced = None
+        for s in flow.scope_statements(self.index, at):
+            if s.order >= at.order:
+                break
+            node = s.node
+            if isinstance(node, cst.Assign) and len(node.targets) == 1 \
+                    and dotted(node.targets[0].target) in {f"{key}.{a}" for a in _HEADS}:
+                replaced = node.value
+        return self.layer_end(replaced) if isinstance(replaced, cst.Call) else None
 
     def _built_by_function(self, key: str, at: Stmt) -> Optional[ModelEnd]:
         """`model = build_model(...)` with an in-file function that returns a module."""
