@@ -53,8 +53,8 @@ class KerasOutput:
 
     units: Optional[int]            # None: unknown
     activation: Optional[str]       # "linear", "softmax", "sigmoid", ...; None: unknown
-    dense: Optional[cst.Call]       # the Dense layer construction that gives the units
-    activation_node: Optional[cst.CSTNode] = None  # where a non-linear activation is set
+    dense: Optional[cst.Call] = field(repr=False)  # the Dense layer construction that gives the units
+    activation_node: Optional[cst.CSTNode] = field(default=None, repr=False)  # where a non-linear activation is set
 
     @property
     def provably_linear(self) -> bool:

@@ -172,7 +172,7 @@ class OutputFacts:
                 if built is None:
                     return None
                 end = self.layer_end(built, depth + 1)
-                if end is not None and end.activation in _LAYERS.values() and end.out_features is None:
+                if end is not None and self._torch_nn(built) in _LAYERS:
                     # a bare activation module: the place to point at is its call in forward
                     inner = positional(expr, 0)
                     return ModelEnd(end.activation, expr,
