@@ -135,6 +135,17 @@ class KerasBinaryLossMulticlass(Rule):
         model = tf.keras.Model(inputs, outputs)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         """,
+        # the last layer depends on a condition: stay quiet
+        """
+        from keras.models import Sequential
+        from keras.layers import Dense
+        model = Sequential([Dense(64, activation="relu", input_dim=20)])
+        if multi_label:
+            model.add(Dense(10, activation="sigmoid"))
+        else:
+            model.add(Dense(10, activation="softmax"))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        """,
         # the number of units is not known: stay quiet
         """
         from tensorflow import keras

@@ -210,6 +210,7 @@ class KerasFacts:
                 return None
             layers = [e.value for e in arg.elements]
         if bound_to is not None:
+            last_add = None
             for s in self.index.function_body(stmt.function):
                 if s.order <= stmt.order:
                     continue
@@ -217,8 +218,11 @@ class KerasFacts:
                     mc = method_call(c)
                     if mc and mc[1] == "add" and dotted(mc[0]) == bound_to and c.args:
                         layers.append(c.args[0].value)
+                        last_add = s
                     elif mc and mc[1] == "pop" and dotted(mc[0]) == bound_to:
                         return None
+            if last_add is not None and last_add.parent is not stmt.parent:
+                return None  # the last layer is added under a condition or in a loop
         return layers
 
     def output_of_model_expr(self, expr: Optional[cst.BaseExpression], at: Stmt, bound_to: Optional[str] = None,
@@ -447,7 +451,7 @@ class KerasFacts:
             mentions_labels = bool(reads_labels) or bool(s.loads & labels)
             if own_predict is not None and predict_call is None:
                 predict_call = own_predict
-            if predict_call is not None and mentions_pred and mentions_labels:
+            if predict_call is not None and mentions_pred and mentions_labels and _compares(s):
                 return ShuffledPrediction(source, predict_call, s, label_text or "its labels", trains)
             if mentions_pred:
                 predicted |= s.stores
@@ -490,6 +494,26 @@ def _source_method(call: cst.Call, kf: KerasFacts) -> Optional[str]:
     if name in SHUFFLING_SOURCES:
         return name
     return None
+
+
+# Calls that score predictions against labels (sklearn, numpy, tf, torchmetrics spellings).
+_SCORING_WORDS = ("matrix", "report", "score", "accuracy", "auc", "precision", "recall", "f1", "equal")
+
+
+def _compares(stmt: Stmt) -> bool:
+    """Does the statement compare or score (==, confusion_matrix, accuracy_score, ...)?
+    Printing the two side by side, or their lengths, is not a comparison."""
+    if isinstance(stmt.node, (cst.For, cst.While, cst.If, cst.With, cst.Try, cst.FunctionDef, cst.ClassDef)):
+        return False
+    for n in walk(stmt.node):
+        if isinstance(n, cst.Comparison) and any(isinstance(c.operator, (cst.Equal, cst.NotEqual))
+                                                  for c in n.comparisons):
+            return True
+        if isinstance(n, cst.Call):
+            name = last_part(dotted(n.func) or "").lower()
+            if any(w in name for w in _SCORING_WORDS):
+                return True
+    return False
 
 
 def _is_name(expr: Optional[cst.CSTNode], name: str) -> bool:
