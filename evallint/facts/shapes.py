@@ -9,6 +9,7 @@ the labels of a Keras dataset loader. Anything else is unknown (None).
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
@@ -224,9 +225,25 @@ class ShapeFacts:
         text = self.facts.module.code_for_node(node).strip()
         return text if len(text) <= 60 else text[:57] + "..."
 
+    @cached_property
+    def may_have_columns(self) -> bool:
+        """Cheap gate before walking expressions: is any (N, 1) source built or called
+        (`nn.Linear(k, 1)`, `Dense(1)`, `.unsqueeze(...)`)?"""
+        for call, _ in self.index.calls:
+            name = last_part(dotted(call.func) or "")
+            if name == "unsqueeze":
+                return True
+            if name in ("Linear", "Dense", "LazyLinear"):
+                size = argument(call, 1 if name == "Linear" else 0, "out_features" if name == "Linear" else "units")
+                if size is not None and number(size) == 1:
+                    return True
+        return False
+
     def comparisons(self) -> list[tuple[cst.BaseExpression, cst.BaseExpression, cst.CSTNode, Stmt]]:
         """(left, right, node, statement) for `a == b`, `a != b`, `torch.eq(a, b)`, `a.eq(b)`."""
         out = []
+        if not self.may_have_columns:
+            return out
         for s in self.facts.statements:
             node = s.node
             if isinstance(node, (cst.For, cst.While, cst.If)):
