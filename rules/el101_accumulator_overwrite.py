@@ -6,7 +6,7 @@ import libcst as cst
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ML_TOKENS, ModuleFacts
 from evallint.facts.exprs import number, simple_assignment, value_assigned
-from evallint.facts.flow import last_assignment_before, reads_after, statements_in
+from evallint.facts.flow import last_assignment_before, reached_reads_after, statements_in
 from evallint.facts.walk import walk
 from evallint.rule import Change, Finding, Invalid, Rule
 
@@ -78,12 +78,11 @@ class AccumulatorOverwrite(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_ml:
             return
-        for loop in facts.loops:
-            if not facts.is_batch_loop(loop):
-                continue
-            inside = statements_in(loop.stmt, facts.index)
+        for loop in facts.batch_loops:
+            # the repeated body only: a `for` loop's `else:` clause runs once, after it
+            inside = [s for s in statements_in(loop.stmt, facts.index) if loop in facts.loops_around(s)]
             for stmt in inside:
-                if facts.enclosing_loops(stmt)[:1] != [loop]:
+                if facts.loops_around(stmt)[:1] != [loop]:
                     continue  # belongs to a nested loop, checked with that loop
                 pair = simple_assignment(stmt.node)
                 if pair is None:
@@ -106,7 +105,7 @@ class AccumulatorOverwrite(Rule):
             return None  # a per-batch mean used inside the loop: its last value may be meant
         if any(name in s.stores and isinstance(s.node, cst.AugAssign) for s in inside):
             return None  # also accumulated: the `=` is a deliberate reset
-        if not reads_after(facts.index, name, loop.stmt):
+        if not reached_reads_after(facts.index, name, loop.stmt):
             return None
         init = last_assignment_before(facts.index, name, loop.stmt)
         init_value = value_assigned(init.node, name) if init is not None else None

@@ -54,18 +54,20 @@ class MissingEvalMode(Rule):
         if not facts.uses_torch:
             return
         for p in facts.eval_passes:
-            if p.reason == "lightning" or facts.eval_mode_reaches(p.model, p.loop.stmt):
+            if p.reason == "lightning" or facts.eval_mode_reaches(p.model, p.region):
                 continue
-            sensitive = facts.model_sensitivity(p.model, p.loop.stmt)
-            if sensitive is False:
-                continue
+            sensitive = facts.model_sensitivity(p.model, p.region)
+            if sensitive is False or (p.full_batch and sensitive is None):
+                continue  # a full-batch pass is flagged only for a model known to have such layers
             why = "has dropout/batch-norm layers" if sensitive else "may have dropout/batch-norm layers"
-            message = (f"`{p.model}` runs in training mode in this evaluation loop ({p.reason}): no "
+            where = "this evaluation pass" if p.full_batch else "this evaluation loop"
+            message = (f"`{p.model}` runs in training mode in {where} ({p.reason}): no "
                        f"`{p.model}.eval()` reaches it, and the model {why}")
-            after = [f"{p.model}.train()"] if facts.called_from_training(p.loop.stmt) else []
-            fix = self.fix(Applicability.UNSAFE, f"Call `{p.model}.eval()` before the loop"
-                           + (f" and `{p.model}.train()` after it" if after else ""),
-                           insert_around(p.loop.stmt, before=[f"{p.model}.eval()"], after=after))
+            after = [f"{p.model}.train()"] if facts.called_from_training(p.region) else []
+            change = insert_around(p.region, before=[f"{p.model}.eval()"], after=after)
+            fix = None if change is None else self.fix(
+                Applicability.UNSAFE, f"Call `{p.model}.eval()` before the {'pass' if p.full_batch else 'loop'}"
+                + (f" and `{p.model}.train()` after it" if after else ""), change)
             yield Finding(p.call, message, fix)
 
     VALID = [

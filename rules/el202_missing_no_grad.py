@@ -48,18 +48,26 @@ class MissingNoGrad(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
             return
+        reported = set()
         for p in facts.eval_passes:
+            if id(p.region) in reported:
+                continue  # one finding per pass, at its first forward call
             if p.reason in ("lightning", "no_grad") or facts.grad_disabled(p.stmt) \
-                    or facts.parameters_frozen(p.model, p.loop.stmt):
+                    or facts.parameters_frozen(p.model, p.region):
                 continue
-            if facts.needs_gradients(p.loop.stmt):
+            if facts.needs_gradients(p.region):
                 continue  # gradient-based evaluation (saliency, attacks) needs them
+            reported.add(id(p.region))
             fix = None
-            if facts.aliases.get("torch") == "torch":
-                fix = self.fix(Applicability.SAFE, "Wrap the loop in `with torch.no_grad():`",
-                               wrap_in_with(p.loop.stmt, "torch.no_grad()"))
+            change = wrap_in_with(p.region, "torch.no_grad()")
+            if facts.aliases.get("torch") == "torch" and change is not None:
+                fix = self.fix(Applicability.SAFE, f"Wrap the {'pass' if p.full_batch else 'loop'} in "
+                                                   "`with torch.no_grad():`", change)
+            note = ""
+            if facts.volatile_variable(p.region):
+                note = " (`Variable(..., volatile=True)` has had no effect since PyTorch 0.4)"
             yield Finding(p.call, f"Gradients are recorded for this evaluation forward pass ({p.reason}); "
-                                  "run it under `torch.no_grad()`", fix)
+                                  f"run it under `torch.no_grad()`{note}", fix)
 
     VALID = [
         """

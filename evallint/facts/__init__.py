@@ -14,12 +14,13 @@ from typing import Optional
 import libcst as cst
 
 from . import data, flow, loops, models, scopes
+from .evaluation import EvalPass, Evaluation
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
 from .patterns import DEFAULT_PATTERNS, NamePatterns
 
-__all__ = ["ModuleFacts", "Stmt"]
+__all__ = ["EvalPass", "ModuleFacts", "Stmt"]
 
 _DEVICE_METHODS = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
                    "requires_grad_", "share_memory"}
@@ -30,15 +31,6 @@ TORCH_TOKENS = ("torch", "lightning", "timm", "transformers")
 ML_TOKENS = ("torch", "lightning", "timm", "transformers", "tensorflow", "keras", "jax", "flax",
              "sklearn", "numpy")
 _TORCH_ROOTS = ("torch", "pytorch_lightning", "lightning", "torchvision", "timm", "transformers")
-
-
-@dataclass(eq=False)
-class EvalPass:
-    loop: loops.LoopInfo     # the outermost evaluation loop around the forward pass
-    call: cst.Call           # the forward pass
-    model: str               # the model's dotted name, e.g. "model" or "self.net"
-    stmt: Stmt               # the statement holding the call
-    reason: str              # why this is evaluation code ("lightning" for Lightning steps)
 
 
 class ModuleFacts:
@@ -127,31 +119,22 @@ class ModuleFacts:
     def enclosing_loops(self, stmt: Stmt) -> list[loops.LoopInfo]:
         """Innermost first, within the statement's function."""
         out = []
+        child = stmt
         for a in stmt.ancestors():
             if a.is_function:
                 break
             info = self.loop(a)
-            if info is not None:
-                out.append(info)
+            if info is not None and child.block is a.blocks.get("body"):
+                out.append(info)  # a loop's `else:` clause runs once, after it
+            child = a
         return out
 
     def is_batch_loop(self, loop: loops.LoopInfo) -> bool:
         """Does the loop iterate over batches of data (not epochs or indices)?"""
-        name = loop.iter_name
-        if name is not None:
-            base = last_part(name.rstrip("[]"))
-            if self.construction(base, loop.stmt, kind="loader") is not None:
-                return True
-            p = self.patterns
-            if p.is_loader(base) or p.is_eval_data(base) or p.is_train_data(base):
-                return True
-        if len(loop.targets) >= 2 and any(self.model_key(c) for c, _ in self.calls_within(loop.stmt)):
-            return True
-        return False
+        return self.evaluation.is_batch_loop(loop)
 
     def is_eval_data_loop(self, loop: loops.LoopInfo) -> bool:
-        name = loop.iter_name
-        return name is not None and self.patterns.is_eval_data(last_part(name.rstrip("[]")))
+        return self.evaluation.is_eval_data_loop(loop)
 
     def is_training_function(self, function: scopes.FunctionInfo) -> bool:
         if self.patterns.is_train_data(function.name) or "train" in function.name.lower():
@@ -182,19 +165,7 @@ class ModuleFacts:
     def eval_context(self, stmt: Stmt) -> Optional[str]:
         """Why a statement counts as evaluation code, or None. Lightning steps are
         reported as "lightning"."""
-        for loop in self.enclosing_loops(stmt):
-            if self.is_eval_data_loop(loop):
-                return f"loop over `{loop.iter_name}`"
-        function = self.function_of(stmt)
-        if function is not None:
-            if self.is_lightning_step(function):
-                return "lightning"
-            if (self.patterns.is_eval_function(function.name) and not self.is_training_function(function)
-                    and not (self.is_test_file and function.name.startswith("test"))):
-                return f"function `{function.name}`"
-        if self.under_no_grad_block(stmt) or (function is not None and self.no_grad_decorated(function)):
-            return "no_grad"
-        return None
+        return self.evaluation.eval_context(stmt)
 
     def is_lightning_step(self, function: scopes.FunctionInfo) -> bool:
         if function.name not in scopes.LIGHTNING_EVAL_STEPS or function.class_stmt is None:
@@ -202,27 +173,10 @@ class ModuleFacts:
         cls = self.classes.get(function.class_stmt.node.name.value)
         return cls is not None and models.is_lightning_class(cls, self.classes)
 
-    @cached_property
-    def eval_passes(self) -> list["EvalPass"]:
-        """Forward passes of a model inside an evaluation loop over batches: the first
-        call per model in each outermost such loop. Loops that backpropagate are
-        training loops, whatever their names."""
-        out = []
-        for loop in self.loops:
-            if not self.is_batch_loop(loop):
-                continue
-            reason = f"loop over `{loop.iter_name}`" if self.is_eval_data_loop(loop) else self.eval_context(loop.stmt)
-            if reason is None or self.backprops_in(loop.stmt):
-                continue
-            if any(self.is_batch_loop(outer) and (self.is_eval_data_loop(outer) or self.eval_context(outer.stmt))
-                   for outer in self.enclosing_loops(loop.stmt)):
-                continue  # covered by the outer evaluation loop
-            seen = set()
-            for call, key, stmt in self.model_calls(loop.stmt):
-                if key not in seen:
-                    seen.add(key)
-                    out.append(EvalPass(loop, call, key, stmt, reason))
-        return out
+    @property
+    def eval_passes(self) -> list[EvalPass]:
+        """Forward passes in evaluation code (see `evaluation.Evaluation.eval_passes`)."""
+        return self.evaluation.eval_passes
 
     def called_from_training(self, stmt: Stmt) -> bool:
         """Is the function around `stmt` called from code that also trains?"""
@@ -500,6 +454,26 @@ class ModuleFacts:
                 continue
             found = c
         return found
+
+    # Evaluation passes (evaluation.py) -----------------------------------------------
+    @cached_property
+    def evaluation(self) -> Evaluation:
+        return Evaluation(self)
+
+    @property
+    def batch_loops(self) -> list[loops.LoopInfo]:
+        """`for` and `while` loops over batches (loaders, data, index slices)."""
+        return self.evaluation.batch_loops
+
+    def loops_around(self, stmt: Stmt) -> list[loops.LoopInfo]:
+        """`for` and `while` loops repeating `stmt`, innermost first."""
+        return self.evaluation.loops_around(stmt)
+
+    def trains(self, stmt: Stmt) -> bool:
+        return self.evaluation.trains(stmt)
+
+    def volatile_variable(self, stmt: Stmt) -> bool:
+        return self.evaluation.volatile_variable(stmt)
 
 
 def _looks_like_optimizer(name: str) -> bool:
