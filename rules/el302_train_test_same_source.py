@@ -53,40 +53,106 @@ class TrainTestSameSource(Rule):
         if not facts.uses_torch:
             return
         p = facts.patterns
-        is_eval = lambda n: p.is_eval_data(n) and not p.is_train_data(n)  # noqa: E731
-        is_train = lambda n: p.is_train_data(n) and not p.is_eval_data(n)  # noqa: E731
+        is_eval = lambda n: p.is_eval_data(last_part(n)) and not p.is_train_data(last_part(n))  # noqa: E731
+        is_train = lambda n: p.is_train_data(last_part(n)) and not p.is_eval_data(last_part(n))  # noqa: E731
+        flagged: set[int] = set()  # one finding per construction
+
+        def once(finding):
+            key = id(finding.node)
+            if finding.node is not None and key not in flagged:
+                flagged.add(key)
+                return finding
+            return None
+
         constructions = facts.constructions
         for c in constructions:
             if any(a.star for a in c.call.args):
                 continue  # `**kwargs`: the arguments cannot be resolved
             if c.kind == "torchvision" and is_eval(c.name):
+                if facts.narrowed_before_use(c.name, c.stmt):
+                    continue  # another transform for the held-out part of a split: fine
                 finding = self._torchvision(c)
-                if finding:
+                if finding and once(finding):
                     yield finding
             elif c.kind == "loader" and is_eval(c.name):
                 data = c.dataset_expr()
-                if isinstance(data, cst.Name) and is_train(data.value) and not _sampled(c) \
-                        and facts.construction(data.value, c.stmt) is not None:
-                    yield Finding(c.call, f"`{c.name}` iterates over the training data `{data.value}`; "
-                                          "the evaluation score will be a training score")
+                if isinstance(data, cst.Name) and is_train(data.value) and not _sampled(c):
+                    source = _live_construction(facts, data.value, c.stmt)
+                    if source is None or not facts.trained_on(data.value, source.stmt, exclude=c.stmt) \
+                            or facts.only_peeked(c.name, c.stmt):
+                        continue  # follow the data: a split the model never trains on, or a picture
+                    finding = Finding(c.call, f"`{c.name}` iterates over the training data `{data.value}`; "
+                                              "the evaluation score will be a training score")
+                    if once(finding):
+                        yield finding
         trains = [c for c in constructions if is_train(c.name)]
         for c in constructions:
             if not is_eval(c.name) or last_part(c.callee) in _TRAIN_FLAG or any(a.star for a in c.call.args):
+                continue
+            if id(c.call) in flagged or facts.narrowed_before_use(c.name, c.stmt) \
+                    or (c.kind == "loader" and facts.only_peeked(c.name, c.stmt)):
                 continue
             for t in trains:
                 if t.kind != c.kind or t.stmt.order > c.stmt.order:
                     continue
                 reason = self._same_source(facts, t, c)
                 if reason:
-                    yield Finding(c.call, f"`{c.name}` is built from the training data: {reason}; "
-                                          "the evaluation score will be a training score")
+                    finding = Finding(c.call, f"`{c.name}` is built from the training data: {reason}; "
+                                              "the evaluation score will be a training score")
+                    if once(finding):
+                        yield finding
                     break
         # val_loader = train_loader
         for stmt in facts.statements:
             pair = simple_assignment(stmt.node)
             if pair and isinstance(pair[1], cst.Name) and is_eval(pair[0]) and is_train(pair[1].value) \
-                    and facts.construction(pair[1].value, stmt) is not None:
-                yield Finding(pair[1], f"`{pair[0]}` is the training data `{pair[1].value}` itself")
+                    and _live_construction(facts, pair[1].value, stmt) is not None \
+                    and not facts.only_peeked(pair[0], stmt):
+                finding = Finding(pair[1], f"`{pair[0]}` is the training data `{pair[1].value}` itself")
+                if once(finding):
+                    yield finding
+        yield from self._evaluation_over_training_loader(facts, is_train)
+        yield from self._slices_of_training_arrays(facts, is_eval, is_train)
+
+    def _evaluation_over_training_loader(self, facts, is_train):
+        """`for x, y in train_loader:` in an evaluation pass reported as test/validation."""
+        seen = set()
+        for ep in facts.eval_passes:
+            loop = ep.loop
+            if loop is None or id(loop) in seen or loop.iter_name is None or not is_train(loop.iter_name):
+                continue
+            seen.add(id(loop))
+            source = facts.construction(loop.iter_name, loop.stmt, kind="loader")
+            if source is None or not facts.loops_train_on(loop.iter_name, source.stmt):
+                continue
+            report = facts.reported_as_evaluation(loop)
+            if report is None:
+                continue
+            yield Finding(loop.iter, f"This evaluation loop ({report}) iterates over the training loader "
+                                     f"`{loop.iter_name}` itself; the reported score is a training score")
+
+    def _slices_of_training_arrays(self, facts, is_eval, is_train):
+        """`X_val = X_train[:1000]` while `X_train` is trained on whole."""
+        for stmt in facts.statements:
+            node = stmt.node
+            if not isinstance(node, cst.Assign) or len(node.targets) != 1:
+                continue
+            target, value = node.targets[0].target, node.value
+            pairs = [(target, value)]
+            if isinstance(target, (cst.Tuple, cst.List)) and isinstance(value, (cst.Tuple, cst.List)) \
+                    and len(target.elements) == len(value.elements):
+                pairs = [(t.value, v.value) for t, v in zip(target.elements, value.elements)]
+            for t, v in pairs:
+                name = dotted(t)
+                if name is None or not is_eval(name) or not isinstance(v, cst.Subscript):
+                    continue
+                source = dotted(v.value)
+                if source is None or not is_train(source) \
+                        or not any(isinstance(el.slice, cst.Slice) for el in v.slice):
+                    continue
+                if facts.array_trained_whole(source, stmt):
+                    yield Finding(v, f"`{name}` is a slice of the training array `{source}`, which is then "
+                                     "used whole for training; the validation score will be a training score")
 
     def _torchvision(self, c):
         short = last_part(c.callee)
@@ -261,6 +327,17 @@ def _with_trailing_comma(args):
 def _names(node) -> set[str]:
     from evallint.facts.walk import names_in
     return names_in(node)
+
+
+def _live_construction(facts, name, at):
+    """The dataset/loader construction `name` still holds at `at` (None when it was
+    rebound since, e.g. by `train_ds, val_ds = random_split(train_ds, ...)`)."""
+    from evallint.facts.flow import last_assignment_before
+    c = facts.construction(name, at)
+    if c is None:
+        return None
+    last = last_assignment_before(facts.index, name, at)
+    return c if last is None or last is c.stmt else None
 
 
 def _rebound_between(facts, name, first, second) -> bool:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import libcst as cst
 
-from . import data, flow, loops, models, scopes
+from . import counts, data, flow, loops, models, scopes, splits
 from .evaluation import EvalPass, Evaluation
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
@@ -474,6 +474,33 @@ class ModuleFacts:
 
     def volatile_variable(self, stmt: Stmt) -> bool:
         return self.evaluation.volatile_variable(stmt)
+
+    # Where a dataset's samples go (splits.py) ---------------------------------------
+    def narrowed_before_use(self, name: str, binding: Stmt) -> bool:
+        return splits.narrowed_before_use(self, name, binding)
+
+    def only_peeked(self, name: str, binding: Stmt) -> bool:
+        return splits.only_peeked(self, name, binding)
+
+    def trained_on(self, name: str, binding: Stmt, exclude: Optional[Stmt] = None) -> bool:
+        return splits.trained_on(self, name, binding, exclude)
+
+    def loops_train_on(self, name: str, binding: Stmt) -> bool:
+        return splits.loops_train_on(self, name, binding)
+
+    def array_trained_whole(self, name: str, after: Stmt) -> bool:
+        return splits.array_trained_whole(self, name, after)
+
+    def reported_as_evaluation(self, loop: loops.LoopInfo) -> Optional[str]:
+        return splits.reported_as_evaluation(self, loop)
+
+    # What metric numbers count (counts.py) ------------------------------------------
+    def is_batch_count(self, expr: cst.BaseExpression) -> bool:
+        return counts.is_batch_count(self, expr)
+
+    @cached_property
+    def labels_scaled_by_hundred(self) -> bool:
+        return counts.labels_scaled_by_hundred(self)
 
 
 def _looks_like_optimizer(name: str) -> bool:

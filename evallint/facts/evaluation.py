@@ -35,6 +35,8 @@ _TRAINING_CALL = re.compile(r"(?:^|_)(?:train|training|fit|backward|optimi[sz]e|
 # A comment that heads an evaluation section of a script or notebook.
 _EVAL_COMMENT = re.compile(r"^#+\s*(?:\d+[.)]?\s*)?(?:test|testing|evaluat\w*|validat\w*|inference|"
                            r"predict\w*)\b", re.I)
+# Functions that compute a training objective.
+_LOSS_FUNCTION = re.compile(r"(?:^|_)(?:loss|losses|objective|criterion|cost|forward|step)(?:_|$)")
 # Methods that cut a batch out of a tensor: `X.narrow(0, i, bs)`, `X.index_select(0, idx)`.
 _SLICING_METHODS = {"narrow", "index_select", "take", "gather"}
 # torch.nn losses are modules too, but calling one is not a forward pass of the model.
@@ -214,8 +216,6 @@ class Evaluation:
                     continue
                 if any(self._is_forward(c, s) for c in s.calls) or s.loads & tainted:
                     tainted |= s.stores
-        if not tainted:
-            return False
         for s in stmts:
             if s.is_function or isinstance(s.node, cst.ClassDef):
                 continue
@@ -265,8 +265,12 @@ class Evaluation:
                 return False  # a model's own methods are part of the model
         if f.is_test_file and function.name.startswith("test"):
             return False
-        if self.trains(function.stmt):
-            return False
+        if _LOSS_FUNCTION.search(_snake(function.name)) or self.trains(function.stmt):
+            return False  # `compute_loss(model, x, y)` is what a training step calls
+        for site in f.call_sites(function):
+            around = self.loops_around(site.stmt)
+            if self._feeds_backward(site.stmt) or (around and f.backprops_in(around[-1].stmt)):
+                return False  # its result trains the model, or it runs inside training
         return self.scores_model_output(function.stmt)
 
     def loop_evaluates(self, loop: loops.LoopInfo) -> Optional[str]:
