@@ -211,6 +211,42 @@ class AccumulatorOverwrite(Rule):
             hits = (row == expected).sum()
         print(hits)
         """,
+        # the `else:` clause of a `for` loop runs once, after the loop
+        """
+        import torch
+        hits, total, correct = 0, 0, 0
+        with torch.no_grad():
+            for x, y in test_loader:
+                preds = model(x).argmax(1)
+                total += y.size(0)
+                correct += (preds == y).sum().item()
+            else:
+                hits = (preds == y).sum().item()
+        print(correct / total, "last batch:", hits)
+        """,
+        # the read after the loop sees a later reset, not the loop's last value
+        """
+        import torch
+        correct, seen = 0, 0
+        for x, y in test_loader:
+            seen += y.size(0)
+            correct = (model(x).argmax(1) == y).sum().item()
+            print(correct, seen)
+
+        with torch.no_grad():
+            correct = 0
+            for x, y in test_loader:
+                correct += (model(x).argmax(1) == y).sum().item()
+        print(correct / seen)
+        """,
+        # an index loop over results, with no model: not a batch loop
+        """
+        import numpy as np
+        matches = 0
+        for i in range(len(runs)):
+            matches = (runs[i] == reference).sum()
+        print(matches)
+        """,
     ]
     INVALID = [
         Invalid(
@@ -312,6 +348,54 @@ class AccumulatorOverwrite(Rule):
                 for x, y in val_loader:
                     val_loss += criterion(model(x), y).item()
                 print(val_loss / len(val_loader))
+            """,
+        ),
+        # a batch loop written by index
+        Invalid(
+            """
+            import torch
+            def evaluate(model, X, y, batch_size=64):
+                correct = 0
+                for i in range(0, len(X), batch_size):
+                    preds = model(X[i:i + batch_size]).argmax(1)
+                    correct = (preds == y[i:i + batch_size]).sum().item()
+                return correct / len(X)
+            """,
+            line=6, column=9,
+            fixed="""
+            import torch
+            def evaluate(model, X, y, batch_size=64):
+                correct = 0
+                for i in range(0, len(X), batch_size):
+                    preds = model(X[i:i + batch_size]).argmax(1)
+                    correct += (preds == y[i:i + batch_size]).sum().item()
+                return correct / len(X)
+            """,
+        ),
+        # a `while` loop that pops sample indices
+        Invalid(
+            """
+            import torch
+            pending = list(range(len(test_X)))
+            hits, seen = 0, 0
+            while pending:
+                idx = pending.pop()
+                out = model(test_X[idx:idx + 1])
+                seen += 1
+                hits = (out.argmax(1) == test_Y[idx:idx + 1]).sum().item()
+            print(hits / seen)
+            """,
+            line=8, column=5,
+            fixed="""
+            import torch
+            pending = list(range(len(test_X)))
+            hits, seen = 0, 0
+            while pending:
+                idx = pending.pop()
+                out = model(test_X[idx:idx + 1])
+                seen += 1
+                hits += (out.argmax(1) == test_Y[idx:idx + 1]).sum().item()
+            print(hits / seen)
             """,
         ),
     ]

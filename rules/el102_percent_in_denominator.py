@@ -175,6 +175,17 @@ class PercentInDenominator(Rule):
         "import numpy as np\nseconds = elapsed_ms / (1000 * 100)\n",
         # percentage of a percentage scale, unrelated names
         "import numpy as np\nscale = width / (height * 100)\n",
+        # a number of batches times 100 is not a sample count: another bug, not this one
+        "import torch\nacc = correct / (len(test_loader) * 100)\n",
+        # the 100 undoes a x100 scaling of the labels
+        """
+        import torch
+        y_train = y_train * 100
+        y_test = y_test * 100
+        mae = abs_error_sum / (n_samples * 100)
+        """,
+        # a loss sum rescaled after the division
+        "import torch\nscaled = loss_sum / n / 100\n",
     ]
     INVALID = [
         Invalid(
@@ -225,6 +236,18 @@ class PercentInDenominator(Rule):
             fixed="""
             import numpy as np
             acc = n_correct / total * 100
+            """,
+        ),
+        # the ratio divided by 100 instead of multiplied
+        Invalid(
+            """
+            import torch
+            print("accuracy %", correct / total / 100)
+            """,
+            line=2, column=21,
+            fixed="""
+            import torch
+            print("accuracy %", correct / total * 100)
             """,
         ),
     ]

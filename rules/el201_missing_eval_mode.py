@@ -172,6 +172,40 @@ class MissingEvalMode(Rule):
             loss.backward()
             optimizer.step()
         """,
+        # a full-batch pass whose model cannot be resolved: the caller may set the mode
+        """
+        import torch
+        def test(model, X_test, y_test):
+            with torch.no_grad():
+                predictions = model(X_test)
+            return (predictions.argmax(1) == y_test).float().mean()
+        """,
+        # a full-batch forward pass in training, with dropout: training mode is right
+        """
+        import torch
+        import torch.nn as nn
+        model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.3), nn.Linear(16, 2))
+        for epoch in range(50):
+            predictions = model(train_X)
+            loss = criterion(predictions, train_Y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        """,
+        # train() for the training loop, then eval() before the evaluation loop
+        """
+        import torch
+        import torch.nn as nn
+        net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+        net.train()
+        for x, y in train_loader:
+            criterion(net(x), y).backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            for x, y in val_loader:
+                out = net(x)
+        """,
     ]
     INVALID = [
         Invalid(
@@ -255,6 +289,64 @@ class MissingEvalMode(Rule):
                 model.eval()
                 for images, labels in test_loader:
                     logits = model(images)
+            """,
+        ),
+        # `model.train()` called right before the evaluation loop undoes the caller's eval()
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+            def evaluate(model, loader):
+                model.train()
+                correct = 0
+                with torch.no_grad():
+                    for x, y in loader:
+                        correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            net.eval()
+            accuracy = evaluate(net, val_loader)
+            """,
+            line=10, column=25,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+            def evaluate(model, loader):
+                model.train()
+                correct = 0
+                with torch.no_grad():
+                    model.eval()
+                    for x, y in loader:
+                        correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            net.eval()
+            accuracy = evaluate(net, val_loader)
+            """,
+        ),
+        # a full-batch evaluation of a model with dropout
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(30, 16), nn.Dropout(0.2), nn.Linear(16, 1))
+            with torch.no_grad():
+                predictions = model(test_X)
+            accuracy = ((predictions > 0).float() == test_Y).float().mean()
+            """,
+            line=5, column=19,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(30, 16), nn.Dropout(0.2), nn.Linear(16, 1))
+            with torch.no_grad():
+                model.eval()
+                predictions = model(test_X)
+            accuracy = ((predictions > 0).float() == test_Y).float().mean()
             """,
         ),
     ]

@@ -153,6 +153,7 @@ class TrainTestSameSource(Rule):
                 if facts.array_trained_whole(source, stmt):
                     yield Finding(v, f"`{name}` is a slice of the training array `{source}`, which is then "
                                      "used whole for training; the validation score will be a training score")
+                    break  # one finding per statement (`X_val, y_val = X_train[:n], y_train[:n]`)
 
     def _torchvision(self, c):
         short = last_part(c.callee)
@@ -244,6 +245,79 @@ class TrainTestSameSource(Rule):
         X, y = load("test")
         test_ds = TensorDataset(X, y)
         """,
+        # an evaluation copy of the training set, only to give it another transform, cut down
+        # to the held-out part with the training copy's lengths and seed
+        """
+        import torch
+        import torchvision
+        from torch.utils.data import DataLoader, random_split
+        train_full = torchvision.datasets.CIFAR10("data", train=True, transform=train_tf)
+        val_full = torchvision.datasets.CIFAR10("data", train=True, transform=eval_tf)
+        torch.manual_seed(0)
+        train_set, _ = random_split(train_full, [45000, 5000])
+        torch.manual_seed(0)
+        _, val_set = random_split(val_full, [45000, 5000])
+        val_loader = DataLoader(val_set, batch_size=256)
+        """,
+        # the same through a helper that returns the held-out half
+        """
+        import torchvision
+        valid_dataset = torchvision.datasets.MNIST("data", train=True, transform=plain_tf)
+        valid_subset = held_out_part(valid_dataset, seed=42)
+        """,
+        # disjoint index samplers over two copies of the training set
+        """
+        import torch
+        from torchvision import datasets
+        from torch.utils.data import DataLoader, SubsetRandomSampler
+        train_dataset = datasets.CIFAR10("data", train=True, transform=train_tf)
+        valid_dataset = datasets.CIFAR10("data", train=True, transform=valid_tf)
+        train_idx, valid_idx = indices[5000:], indices[:5000]
+        train_loader = DataLoader(train_dataset, batch_size=64, sampler=SubsetRandomSampler(train_idx))
+        valid_loader = DataLoader(valid_dataset, batch_size=64, sampler=SubsetRandomSampler(valid_idx))
+        """,
+        # a loader over training data that only lends one batch to a picture
+        """
+        import torch
+        import torchvision
+        from torch.utils.data import DataLoader
+        trainset = torchvision.datasets.MNIST("data", train=True, transform=tf)
+        train_loader = DataLoader(trainset, batch_size=64, shuffle=True)
+        test_preview = DataLoader(trainset, batch_size=8, shuffle=True)
+        images, labels = next(iter(test_preview))
+        show(torchvision.utils.make_grid(images))
+        """,
+        # follow the data: `train_ds` was rebound to the held-out split
+        """
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset, random_split
+        train_ds = TensorDataset(X, y)
+        fit_ds, train_ds = random_split(train_ds, [800, 200])
+        train_loader = DataLoader(fit_ds, batch_size=32, shuffle=True)
+        val_loader = DataLoader(train_ds, batch_size=64)
+        """,
+        # the validation slice is cut off the training arrays before training
+        """
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+        X_val, y_val = X_train[:1000], y_train[:1000]
+        X_train, y_train = X_train[1000:], y_train[1000:]
+        train_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=32, shuffle=True)
+        """,
+        # a training-accuracy pass over the training loader, reported as such
+        """
+        import torch
+        from torch.utils.data import DataLoader
+        train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
+        for x, y in train_loader:
+            criterion(model(x), y).backward()
+            optimizer.step()
+        with torch.no_grad():
+            correct = 0
+            for x, y in train_loader:
+                correct += (model(x).argmax(1) == y).sum().item()
+        print("train accuracy", correct)
+        """,
     ]
     INVALID = [
         Invalid(
@@ -309,6 +383,71 @@ class TrainTestSameSource(Rule):
             val_loader = DataLoader(train_set, batch_size=256)
             """,
             line=5, column=14,
+        ),
+        # a LightningDataModule keeps its datasets on attributes
+        Invalid(
+            """
+            import torchvision
+            import lightning as L
+            class MNISTData(L.LightningDataModule):
+                def setup(self, stage=None):
+                    self.train_set = torchvision.datasets.MNIST(self.root, train=True, transform=self.tf)
+                    self.test_set = torchvision.datasets.MNIST(self.root, train=True, transform=self.tf)
+            """,
+            line=6, column=25,
+            fixed="""
+            import torchvision
+            import lightning as L
+            class MNISTData(L.LightningDataModule):
+                def setup(self, stage=None):
+                    self.train_set = torchvision.datasets.MNIST(self.root, train=True, transform=self.tf)
+                    self.test_set = torchvision.datasets.MNIST(self.root, train=False, transform=self.tf)
+            """,
+        ),
+        # the test pass iterates the training loader itself
+        Invalid(
+            """
+            import torch
+            from torch.utils.data import DataLoader
+            train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
+            for x, y in train_loader:
+                criterion(model(x), y).backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                correct = 0
+                for x, y in train_loader:
+                    correct += (model(x).argmax(1) == y).sum().item()
+            print("Test accuracy:", correct / len(train_loader.dataset))
+            """,
+            line=10, column=17,
+        ),
+        # validation arrays sliced off training arrays that are then trained on whole
+        Invalid(
+            """
+            import torch
+            from torch.utils.data import DataLoader, TensorDataset
+            X_val, y_val = X_train[:1000], y_train[:1000]
+            train_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=32, shuffle=True)
+            for x, y in train_loader:
+                criterion(model(x), y).backward()
+                optimizer.step()
+            """,
+            line=3, column=16,
+        ),
+        # a one-batch loader over training data that IS scored: still a training score, once
+        Invalid(
+            """
+            import torch
+            import torchvision
+            from torch.utils.data import DataLoader
+            trainset = torchvision.datasets.MNIST("data", train=True, transform=tf)
+            train_loader = DataLoader(trainset, batch_size=64, shuffle=True)
+            test_loader = DataLoader(trainset, batch_size=64)
+            images, labels = next(iter(test_loader))
+            print((model(images).argmax(1) == labels).float().mean())
+            """,
+            line=6, column=15,
         ),
     ]
 

@@ -398,6 +398,8 @@ class ModuleFacts:
                 state = mc[1]
         if seen and state is not True:
             return True  # eval() reached, or a non-literal train(flag): do not guess
+        if seen:
+            return False  # `model.train()` called right before: the callers' eval() is undone
         function = self.function_of(at)
         if function is None or _depth > 2:
             return False

@@ -267,11 +267,16 @@ class Evaluation:
             return False
         if _LOSS_FUNCTION.search(_snake(function.name)) or self.trains(function.stmt):
             return False  # `compute_loss(model, x, y)` is what a training step calls
-        for site in f.call_sites(function):
-            around = self.loops_around(site.stmt)
-            if self._feeds_backward(site.stmt) or (around and f.backprops_in(around[-1].stmt)):
-                return False  # its result trains the model, or it runs inside training
+        if self._called_inside_training(function):
+            return False  # its result trains the model, or it runs inside training
         return self.scores_model_output(function.stmt)
+
+    def _called_inside_training(self, function: scopes.FunctionInfo) -> bool:
+        for site in self.facts.call_sites(function):
+            around = self.loops_around(site.stmt)
+            if self._feeds_backward(site.stmt) or (around and self.facts.backprops_in(around[-1].stmt)):
+                return True
+        return False
 
     def loop_evaluates(self, loop: loops.LoopInfo) -> Optional[str]:
         """Why a batch loop outside any named evaluation context evaluates, by what it
@@ -439,6 +444,8 @@ class Evaluation:
             return None
         if not self.scores_model_output(function.stmt):
             return None  # `def predict(model, x): return model(x)`: the caller decides
+        if self._called_inside_training(function):
+            return None  # a per-batch score of the training step
         return f"full-batch pass in {context}" if context.startswith("function") else context
 
     def _feeds_backward(self, stmt: Stmt) -> bool:

@@ -204,9 +204,15 @@ def array_trained_whole(facts: "ModuleFacts", name: str, after: Stmt) -> bool:
         if short in ("fit", "fit_generator") and args and dotted(args[0]) == name:
             return True
     for c in facts.constructions:
-        if c.kind == "tensor_dataset" and c.stmt.order > after.order and _arg_is(c.call, name) \
-                and trained_on(facts, c.name, c.stmt):
+        if c.stmt.order <= after.order:
+            continue
+        if c.kind == "tensor_dataset" and _arg_is(c.call, name) and trained_on(facts, c.name, c.stmt):
             return True
+        inner = c.dataset_expr()
+        if c.kind == "loader" and isinstance(inner, cst.Call) and _arg_is(inner, name) \
+                and last_part(facts.qualify(inner.func) or dotted(inner.func)) == "TensorDataset" \
+                and (loops_train_on(facts, c.name, c.stmt) or _passed_to_training_call(facts, c.name, c.stmt)):
+            return True  # DataLoader(TensorDataset(X_train, y_train)) read by training
     for loop in facts.batch_loops + [l for l in facts.loops if l not in facts.batch_loops]:
         if loop.stmt.order <= after.order or not facts.backprops_in(loop.stmt):
             continue
@@ -234,7 +240,7 @@ def reported_as_evaluation(facts: "ModuleFacts", loop: "LoopInfo") -> Optional[s
                     return None
                 for word in ("test", "valid", "val ", "val_", "val:", "eval"):
                     if word in text:
-                        return f"the report {n.value.strip()[:40]!r}"
+                        return f"reported as `{_text(n)[:40]}`"
     function = facts.function_of(loop.stmt)
     if function is None or not p.is_eval_function(function.name) or "train" in function.name.lower():
         return None
@@ -246,3 +252,9 @@ def reported_as_evaluation(facts: "ModuleFacts", loop: "LoopInfo") -> Optional[s
         if other is not loop and other.stmt.function is loop.stmt.function and facts.is_eval_data_loop(other):
             return None  # it scores the evaluation data too: the training pass is labelled apart
     return f"function `{function.name}`"
+
+
+def _text(node: cst.CSTNode) -> str:
+    if isinstance(node, cst.SimpleString):
+        return str(node.evaluated_value).strip()
+    return node.value.strip()
