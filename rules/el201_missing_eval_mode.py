@@ -54,8 +54,9 @@ class MissingEvalMode(Rule):
         if not facts.uses_torch:
             return
         for p in facts.eval_passes:
-            if p.reason == "lightning" or facts.eval_mode_reaches(p.model, p.region):
-                continue
+            if p.reason == "lightning" or facts.eval_mode_reaches(p.model, p.region) \
+                    or facts.sets_mode_inside(p.model, p.region):
+                continue  # eval() before the pass, or the mode is switched inside it
             sensitive = facts.model_sensitivity(p.model, p.region)
             if sensitive is False or (p.full_batch and sensitive is None):
                 continue  # a full-batch pass is flagged only for a model known to have such layers

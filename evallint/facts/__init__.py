@@ -212,7 +212,8 @@ class ModuleFacts:
         return False
 
     def no_grad_decorated(self, function: scopes.FunctionInfo) -> bool:
-        return any(d in loops.NO_GRAD for d in function.decorators)
+        # project wrappers such as yolov5's `@smart_inference_mode()` count by their name
+        return any(d in loops.NO_GRAD or loops.names_no_grad(d) for d in function.decorators)
 
     def grad_disabled(self, stmt: Stmt, _depth: int = 0) -> bool:
         """Are gradients off when this statement runs (with-block, decorator, a
@@ -476,6 +477,9 @@ class ModuleFacts:
 
     def volatile_variable(self, stmt: Stmt) -> bool:
         return self.evaluation.volatile_variable(stmt)
+
+    def sets_mode_inside(self, key: str, stmt: Stmt) -> bool:
+        return self.evaluation.sets_mode_inside(key, stmt)
 
     # Where a dataset's samples go (splits.py) ---------------------------------------
     def narrowed_before_use(self, name: str, binding: Stmt) -> bool:

@@ -27,8 +27,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import ModuleFacts
 
 # Calls that score predictions against labels (their names, snake-cased).
-_METRIC_CALL = re.compile(r"acc|accuracy|error|errors|mae|mse|rmse|f1|precision|recall|auc|score|loss|"
-                          r"criterion|metric|dist|iou|dice|correct|psnr|ssim|bleu|perplexity")
+_METRIC_CALL = re.compile(r"(?:^|_)(?:acc|accuracy|error|errors|mae|mse|rmse|f1|precision|recall|auc|score|"
+                          r"scores|loss|criterion|metric|metrics|iou|dice|correct|psnr|ssim|bleu|perplexity|"
+                          r"cross_entropy|nll|l1|l2|distance)(?:_|$)|^(?:acc|loss|crit)")
+# Model-named methods that build or fetch a model rather than run it.
+_ACCESSOR = re.compile(r"^(?:get|build|load|make|create|init|setup|set|prepare|wrap|to|save|export)_")
+# Data names that hold evaluation inputs for a full-batch pass (`test_X`, `X_val`, `val_images`).
+_EVAL_TENSOR = re.compile(r"^(?:test|val|valid|validation|eval|holdout|dev)_?(?:x|y|xs|data|set|inputs?|"
+                          r"images?|imgs|features|feats|samples|tensors?|batch|seqs?|sequences?|points)?\d*$"
+                          r"|^(?:x|xs|inputs?|images?|imgs|features|feats|data|samples|seqs?)_?"
+                          r"(?:test|val|valid|validation|eval|holdout|dev)\d*$", re.I)
 # Calls that train (or may train) the model, in code we cannot see.
 _TRAINING_CALL = re.compile(r"(?:^|_)(?:train|training|fit|backward|optimi[sz]e|optimizer|learn|step|"
                             r"update_(?:param|params|parameters|weights|model))(?:_|$)")
@@ -37,6 +45,9 @@ _EVAL_COMMENT = re.compile(r"^#+\s*(?:\d+[.)]?\s*)?(?:test|testing|evaluat\w*|va
                            r"predict\w*)\b", re.I)
 # Functions that compute a training objective.
 _LOSS_FUNCTION = re.compile(r"(?:^|_)(?:loss|losses|objective|criterion|cost|forward|step)(?:_|$)")
+# Project helpers used as `with helper(model):` that switch to evaluation mode.
+_MODE_HELPER = re.compile(r"(?:^|_)(?:eval_mode|evaluation_mode|evaluating|inference_mode|no_grad|eval_context|"
+                          r"training_mode|train_mode)$")
 # Methods that cut a batch out of a tensor: `X.narrow(0, i, bs)`, `X.index_select(0, idx)`.
 _SLICING_METHODS = {"narrow", "index_select", "take", "gather"}
 # torch.nn losses are modules too, but calling one is not a forward pass of the model.
@@ -109,7 +120,8 @@ class Evaluation:
     def _batch_cache(self) -> dict[int, bool]:
         return {}
 
-    def _is_batch_loop(self, loop: loops.LoopInfo) -> bool:
+    def _iterates_data(self, loop: loops.LoopInfo) -> bool:
+        """Is the loop's iterable a loader or data set, by construction or by name?"""
         f = self.facts
         name = loop.iter_name
         if name is not None:
@@ -119,6 +131,11 @@ class Evaluation:
             p = f.patterns
             if p.is_loader(base) or p.is_eval_data(base) or p.is_train_data(base):
                 return True
+        return False
+
+    def _is_batch_loop(self, loop: loops.LoopInfo) -> bool:
+        if self._iterates_data(loop):
+            return True
         if not loop.is_while and len(loop.targets) >= 2 and any(self.model_calls(loop.stmt)):
             return True
         return self.slices_into_model(loop)
@@ -172,7 +189,8 @@ class Evaluation:
     # Model calls ---------------------------------------------------------------------
     def model_calls(self, stmt: Stmt) -> list[tuple[cst.Call, str, Stmt]]:
         """Forward passes inside a statement; calls of loss modules are not."""
-        return [(c, k, s) for c, k, s in self.facts.model_calls(stmt) if not self._is_loss_module(k, s)]
+        return [(c, k, s) for c, k, s in self.facts.model_calls(stmt)
+                if not self._is_loss_module(k, s) and not _ACCESSOR.match(_snake(last_part(k)))]
 
     def _is_loss_module(self, key: str, at: Stmt) -> bool:
         if last_part(key).lower().endswith(("loss", "criterion")):
@@ -221,9 +239,12 @@ class Evaluation:
                 continue
             header = _header_nodes(s)
             for node in (n for h in header for n in walk(h)):
-                if isinstance(node, cst.Comparison) and any(
-                        isinstance(c.operator, (cst.Equal, cst.NotEqual)) for c in node.comparisons):
-                    if _mentions(node, tainted) or any(self._is_forward(c, s) for c in _calls(node)):
+                if isinstance(node, cst.Comparison) and len(node.comparisons) == 1 \
+                        and isinstance(node.comparisons[0].operator, (cst.Equal, cst.NotEqual)):
+                    sides = (node.left, node.comparisons[0].comparator)
+                    from_model = [self._from_model(x, tainted, s) for x in sides]
+                    # one side from the model, the other labels (not a constant: `label == 1`)
+                    if any(from_model) and not all(from_model) and all(_not_constant(x) for x in sides):
                         return True
                 elif isinstance(node, cst.Call):
                     short = _snake(last_part(dotted(node.func) or ""))
@@ -238,9 +259,12 @@ class Evaluation:
                     return True
         return False
 
+    def _from_model(self, expr: cst.CSTNode, tainted: set[str], stmt: Stmt) -> bool:
+        return _mentions(expr, tainted) or any(self._is_forward(c, stmt) for c in _calls(expr))
+
     def _is_forward(self, call: cst.Call, stmt: Stmt) -> bool:
         key = self.facts.model_key(call)
-        return key is not None and not self._is_loss_module(key, stmt)
+        return key is not None and not self._is_loss_module(key, stmt) and not _ACCESSOR.match(_snake(last_part(key)))
 
     def is_eval_by_behaviour(self, function: scopes.FunctionInfo) -> bool:
         """A function that scores a model's output against labels and never trains
@@ -338,6 +362,38 @@ class Evaluation:
                 return True
         return False
 
+    def mode_managed(self, stmt: Stmt) -> bool:
+        """Inside a project's own mode switch, `with eval_mode(model):` (MONAI) or
+        `with self._set_training_mode(False):` (Poutyne): such helpers set eval mode and
+        turn gradients off together; what they do cannot be seen here, so stay quiet."""
+        for a in stmt.ancestors():
+            if a.is_function:
+                return False
+            if isinstance(a.node, cst.With):
+                for item in a.node.items:
+                    call = item.item
+                    if not isinstance(call, cst.Call) or (self.facts.qualify(call.func) or "").startswith("torch."):
+                        continue  # torch's own switches are modelled exactly elsewhere
+                    short = _snake(last_part(dotted(call.func) or ""))
+                    if _MODE_HELPER.search(short):
+                        flag = call.args[0].value if call.args else None
+                        if "training" in short or "train_mode" in short:
+                            if isinstance(flag, cst.Name) and flag.value == "False":
+                                return True
+                        else:
+                            return True
+        return False
+
+    def sets_mode_inside(self, key: str, stmt: Stmt) -> bool:
+        """Does the code switch the model's mode inside `stmt` itself (e.g. `model.eval()`
+        in the loop body)? Then the author manages the mode per batch."""
+        from .models import mode_call
+        for call, _ in self.facts.calls_within(stmt):
+            mc = mode_call(call)
+            if mc is not None and (mc[0] == key or (mc[0] == "self" and key.startswith("self."))):
+                return True
+        return False
+
     # Evaluation contexts ---------------------------------------------------------------
     def eval_context(self, stmt: Stmt) -> Optional[str]:
         """Why a statement counts as evaluation code, or None. Lightning steps are
@@ -376,10 +432,13 @@ class Evaluation:
             reason = self._loop_reason(loop)
             if reason is not None and self.facts.backprops_in(loop.stmt):
                 reason = None
+            if reason == "no_grad" and not self._iterates_data(loop):
+                # an index loop under no_grad alone may decode or sample: it must score to count
+                reason = self.loop_evaluates(loop) and "no_grad"
             reasons[id(loop)] = reason
         for loop in self.batch_loops:
             reason = reasons[id(loop)]
-            if reason is None:
+            if reason is None or self.mode_managed(loop.stmt):
                 continue
             if any(reasons.get(id(outer)) for outer in self.loops_around(loop.stmt)):
                 continue  # covered by the outer evaluation loop
@@ -408,7 +467,7 @@ class Evaluation:
             if key is None or self._is_loss_module(key, stmt):
                 continue
             reason = self._full_batch_reason(call, stmt)
-            if reason is None or (id(stmt.block), key) in seen:
+            if reason is None or (id(stmt.block), key) in seen or self.mode_managed(stmt):
                 continue
             if self._feeds_backward(stmt) or f.needs_gradients(stmt):
                 continue
@@ -436,7 +495,7 @@ class Evaluation:
             if f.is_training_function(function) or self.trains(function.stmt):
                 if not _eval_named_args(call, f.patterns):
                     return None
-        evaluated = [n for n in names if f.patterns.is_eval_data(n)]
+        evaluated = [n for n in _arg_roots(call) if _EVAL_TENSOR.match(n)]
         if evaluated:
             return f"full-batch pass over `{evaluated[0]}`"
         context = self.eval_context(stmt)
@@ -494,6 +553,11 @@ def _calls(node: cst.CSTNode) -> list[cst.Call]:
     return [n for n in walk(node) if isinstance(n, cst.Call)]
 
 
+def _not_constant(expr: cst.CSTNode) -> bool:
+    return any(isinstance(n, (cst.Name, cst.Attribute, cst.Subscript)) and not
+               (isinstance(n, cst.Name) and n.value in ("True", "False", "None")) for n in walk(expr))
+
+
 def _mentions(node: cst.CSTNode, names: set[str]) -> bool:
     return any(isinstance(n, cst.Name) and n.value in names for n in walk(node))
 
@@ -528,5 +592,27 @@ def _arg_names(call: cst.Call) -> list[str]:
     return out
 
 
+def _arg_roots(call: cst.Call) -> list[str]:
+    """The tensors a call is given, by name: `model(test_X.to(device))` -> ["test_X"],
+    `self.net(self.x_val)` -> ["x_val"]; keyword arguments such as `valid_lens=` are
+    not the data."""
+    out = []
+    for a in call.args:
+        if a.keyword is not None:
+            continue
+        expr = a.value
+        while True:
+            if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+                expr = expr.func.value  # test_X.to(device), X_test.float()
+            elif isinstance(expr, cst.Subscript):
+                expr = expr.value
+            else:
+                break
+        name = dotted(expr)
+        if name is not None:
+            out.append(last_part(name))
+    return out
+
+
 def _eval_named_args(call: cst.Call, patterns) -> bool:
-    return any(patterns.is_eval_data(n) and not patterns.is_train_data(n) for n in _arg_names(call))
+    return any(_EVAL_TENSOR.match(n) for n in _arg_roots(call))

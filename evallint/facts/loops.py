@@ -75,6 +75,12 @@ NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad",
 SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
 
 
+def names_no_grad(decorator: str) -> bool:
+    """A decorator named like a gradient switch-off (`smart_inference_mode`, `no_grad`)."""
+    short = decorator.rsplit(".", 1)[-1].lower()
+    return short.endswith(("no_grad", "inference_mode", "nograd"))
+
+
 def is_no_grad_item(expr: cst.BaseExpression, qualify) -> bool:
     """`torch.no_grad()`, `torch.inference_mode()`, `torch.set_grad_enabled(False)`."""
     if not isinstance(expr, cst.Call):
