@@ -331,8 +331,9 @@ class Evaluation:
                 and any(self.facts._is_no_grad_item(i.item, prev) for i in prev.node.items)):
             return False
         body = prev.blocks.get("body", [])
-        if not body or not all(isinstance(b.node, (cst.Assign, cst.AnnAssign)) and not b.calls for b in body):
-            return False
+        if not body or not all(isinstance(b.node, (cst.Assign, cst.AnnAssign)) and not self.model_calls(b)
+                               for b in body):
+            return False  # only set-up (`correct = 0`, `seen = torch.zeros(10)`) was left inside
         initialised = set().union(*(b.stores for b in body))
         used = set().union(*(x.loads for x in self.facts.index.statements[s.order: s.end_order + 1]))
         return bool(initialised & used) and any(self.model_calls(s)) and self.scores_model_output(s)
@@ -416,6 +417,8 @@ class Evaluation:
         return None
 
     def _loop_reason(self, loop: loops.LoopInfo) -> Optional[str]:
+        if self.dedented_from_no_grad(loop) and not self.trains(loop.stmt):
+            return "dedented out of `with torch.no_grad()`"  # the most useful thing to say
         if self.is_eval_data_loop(loop):
             return f"loop over `{loop.iter_name}`"
         return self.eval_context(loop.stmt) or self.loop_evaluates(loop)
