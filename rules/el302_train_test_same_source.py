@@ -7,6 +7,7 @@ from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ModuleFacts
 from evallint.facts.data import literal_args_key
 from evallint.facts.exprs import dotted, keyword, last_part, literal_value, positional, simple_assignment
+from evallint.facts.flow import last_assignment_before
 from evallint.rule import Change, Finding, Invalid, Rule
 
 # torchvision datasets whose second parameter is `train` (default True).
@@ -122,9 +123,9 @@ class TrainTestSameSource(Rule):
             if loop is None or id(loop) in seen or loop.iter_name is None or not is_train(loop.iter_name):
                 continue
             seen.add(id(loop))
-            source = facts.construction(loop.iter_name, loop.stmt, kind="loader")
-            if source is None or not facts.loops_train_on(loop.iter_name, source.stmt):
-                continue
+            source = last_assignment_before(facts.index, loop.iter_name, loop.stmt)
+            if source is None or not facts.loops_train_on(loop.iter_name, source):
+                continue  # the same loader object must be the one a training loop reads
             report = facts.reported_as_evaluation(loop)
             if report is None:
                 continue
@@ -471,7 +472,6 @@ def _names(node) -> set[str]:
 def _live_construction(facts, name, at):
     """The dataset/loader construction `name` still holds at `at` (None when it was
     rebound since, e.g. by `train_ds, val_ds = random_split(train_ds, ...)`)."""
-    from evallint.facts.flow import last_assignment_before
     c = facts.construction(name, at)
     if c is None:
         return None

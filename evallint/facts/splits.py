@@ -152,7 +152,13 @@ def only_peeked(facts: "ModuleFacts", name: str, binding: Stmt) -> bool:
             continue
         pulled = set(u.stmt.stores)
         for s in facts.index.function_body(u.stmt.function):
-            if s.order > u.stmt.order and s.loads & pulled:
+            if s.order <= u.stmt.order:
+                continue
+            rebound = (s.stores & pulled) - s.loads
+            if rebound:
+                pulled -= rebound  # `for images, labels in test_loader:` binds new batches
+                continue
+            if s.loads & pulled:
                 if any(facts.model_key(c) is not None for c in s.calls):
                     return False
                 pulled |= s.stores
