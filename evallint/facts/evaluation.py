@@ -144,6 +144,10 @@ class Evaluation:
         """An index loop: `for i in range(0, len(X), bs): model(X[i:i + bs])`, or a
         `while` loop that pops indices. A tensor indexed by a name the loop binds
         (directly or through `xb = X[i:i + bs]`) reaches a model call in its body."""
+        if not any(isinstance(n, cst.Subscript) or (isinstance(n, cst.Attribute) and n.attr.value in _SLICING_METHODS)
+                   for s in self.facts.index.statements[loop.stmt.order + 1: loop.stmt.end_order + 1]
+                   for h in _header_nodes(s) for n in walk(h)):
+            return False  # nothing is sliced or indexed in the loop at all
         body = [s for s in self._own_statements(loop)]
         index_names = set(loop.targets)
         for s in body:
@@ -226,7 +230,12 @@ class Evaluation:
         value computed from the model's output?"""
         f = self.facts
         stmts = [scope, *f.index.statements[scope.order + 1: scope.end_order + 1]]
-        stmts = [s for s in stmts if s is scope or not _in_nested_function(s, scope)]
+        stmts = [s for s in stmts if s is scope or not _in_nested_function(s, scope)
+                 and not (s.is_function or isinstance(s.node, cst.ClassDef))]
+        if not any(_scoring_shape(n) for s in stmts for h in _header_nodes(s) for n in walk(h)):
+            return False  # no comparison, metric call or difference at all: cheap way out
+        if not any(self._is_forward(c, s) for s in stmts for c in s.calls):
+            return False
         tainted: set[str] = set()
         for _ in range(2):  # twice: values carried around a loop
             for s in stmts:
@@ -263,8 +272,17 @@ class Evaluation:
         return _mentions(expr, tainted) or any(self._is_forward(c, stmt) for c in _calls(expr))
 
     def _is_forward(self, call: cst.Call, stmt: Stmt) -> bool:
-        key = self.facts.model_key(call)
-        return key is not None and not self._is_loss_module(key, stmt) and not _ACCESSOR.match(_snake(last_part(key)))
+        known = self._forward_memo.get(id(call))
+        if known is None:
+            key = self.facts.model_key(call) if dotted(call.func) is not None else None
+            known = key is not None and not self._is_loss_module(key, stmt) \
+                and not _ACCESSOR.match(_snake(last_part(key)))
+            self._forward_memo[id(call)] = known
+        return known
+
+    @cached_property
+    def _forward_memo(self) -> dict[int, bool]:
+        return {}
 
     def is_eval_by_behaviour(self, function: scopes.FunctionInfo) -> bool:
         """A function that scores a model's output against labels and never trains
@@ -289,11 +307,10 @@ class Evaluation:
                 return False  # a model's own methods are part of the model
         if f.is_test_file and function.name.startswith("test"):
             return False
-        if _LOSS_FUNCTION.search(_snake(function.name)) or self.trains(function.stmt):
+        if _LOSS_FUNCTION.search(_snake(function.name)) or not self.scores_model_output(function.stmt) \
+                or self.trains(function.stmt):
             return False  # `compute_loss(model, x, y)` is what a training step calls
-        if self._called_inside_training(function):
-            return False  # its result trains the model, or it runs inside training
-        return self.scores_model_output(function.stmt)
+        return not self._called_inside_training(function)  # else its result trains the model
 
     def _called_inside_training(self, function: scopes.FunctionInfo) -> bool:
         for site in self.facts.call_sites(function):
@@ -464,7 +481,9 @@ class Evaluation:
         out = []
         seen: set[tuple] = set()
         for call, stmt in f.index.calls:
-            if stmt.line_node is None or any(self.is_batch_loop(l) for l in self.loops_around(stmt)):
+            if stmt.line_node is None or not call.args or not self._may_hold_full_batch_pass(call, stmt):
+                continue  # cheap tests first: resolving a model name is the costly part
+            if any(self.is_batch_loop(l) for l in self.loops_around(stmt)):
                 continue
             key = f.model_key(call)
             if key is None or self._is_loss_module(key, stmt):
@@ -480,6 +499,25 @@ class Evaluation:
             seen.add((id(stmt.block), key))
             out.append(EvalPass(None, call, key, stmt, reason))
         return out
+
+    def _may_hold_full_batch_pass(self, call: cst.Call, stmt: Stmt) -> bool:
+        """Evaluation tensors among the arguments, or an evaluation function around."""
+        if dotted(call.func) is None:
+            return False
+        if any(_EVAL_TENSOR.match(n) for n in _arg_roots(call)):
+            return True
+        function = self.facts.function_of(stmt)
+        if function is None:
+            return False
+        key = id(function)
+        if key not in self._function_context:
+            self._function_context[key] = self.eval_context(function.stmt) is not None \
+                or self.facts.patterns.is_eval_function(function.name)
+        return self._function_context[key]
+
+    @cached_property
+    def _function_context(self) -> dict[int, bool]:
+        return {}
 
     def _full_batch_reason(self, call: cst.Call, stmt: Stmt) -> Optional[str]:
         f = self.facts
@@ -554,6 +592,16 @@ def _header_nodes(stmt: Stmt) -> list[cst.CSTNode]:
 
 def _calls(node: cst.CSTNode) -> list[cst.Call]:
     return [n for n in walk(node) if isinstance(n, cst.Call)]
+
+
+def _scoring_shape(n: cst.CSTNode) -> bool:
+    """A node that could score predictions (checked precisely afterwards)."""
+    if isinstance(n, cst.Comparison):
+        return any(isinstance(c.operator, (cst.Equal, cst.NotEqual)) for c in n.comparisons)
+    if isinstance(n, cst.Call):
+        short = _snake(last_part(dotted(n.func) or ""))
+        return bool(short) and (bool(_METRIC_CALL.search(short)) or short in ("abs", "pow", "square"))
+    return isinstance(n, cst.BinaryOperation) and isinstance(n.operator, cst.Power)
 
 
 def _not_constant(expr: cst.CSTNode) -> bool:
