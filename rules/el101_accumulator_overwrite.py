@@ -40,7 +40,11 @@ class AccumulatorOverwrite(Rule):
     ## What it does
     Flags a plain assignment (`=`) inside a loop over batches to a counter that is
     initialised before the loop and read after it, when the right-hand side is a
-    per-batch count or metric, e.g. `correct = (pred == y).sum().item()`.
+    per-batch count or metric, e.g. `correct = (pred == y).sum().item()`. Batch
+    loops include index loops (`for i in range(0, len(X), bs)`) and `while` loops
+    that slice tensors; a `for` loop's `else:` clause runs once and is not the body.
+    "Read after the loop" means a read the loop's last value reaches: a later reset
+    (`correct = 0` before another loop, in the same or a later notebook cell) ends it.
 
     ## Why it is wrong
     Each batch overwrites the previous value, so after the loop the counter holds the

@@ -73,7 +73,10 @@ class PercentInDenominator(Rule):
     """
     ## What it does
     Flags a ratio whose denominator multiplies the sample count by the literal 100,
-    e.g. `correct / (len(y) * 100)`.
+    e.g. `correct / (len(y) * 100)`, and a ratio of correct answers divided by 100
+    again (`correct / total / 100`). Only sample counts: a number of batches
+    (`len(loader) * 100`) is another bug, and a 100 that undoes a ×100 scaling of
+    the labels is none, so both stay silent.
 
     ## Why it is wrong
     The percentage went into the denominator: the result is the fraction divided by

@@ -16,6 +16,9 @@ class MissingEvalMode(Rule):
     before every in-file call of the function. It fires only when the model has
     dropout or batch-norm layers, or when its layers cannot be resolved; never in
     Lightning's validation/test/predict steps (Lightning switches modes itself).
+    `model.train()` called right before the loop undoes any eval() of the callers.
+    A full-batch pass (`predictions = model(test_X)`, no loop) is flagged only when
+    the model is known to have such layers.
 
     ## Why it is wrong
     In training mode dropout keeps zeroing activations and batch-norm normalises with

@@ -10,10 +10,16 @@ from evallint.rule import Finding, Invalid, Rule
 class MissingNoGrad(Rule):
     """
     ## What it does
-    Flags an evaluation loop that runs a model's forward pass with gradients on: no
+    Flags an evaluation pass that runs a model's forward pass with gradients on: no
     `torch.no_grad()` / `torch.inference_mode()` block or decorator around it, no
     `torch.set_grad_enabled(False)` before it, and not every in-file call of the
-    function made under one.
+    function made under one. A pass is a loop over evaluation batches (a loader, an
+    index loop `for i in range(0, len(X), bs)`, a `while` loop popping indices) or a
+    full-batch forward pass over whole test tensors (`predictions = model(test_X)`);
+    it is recognised by names, by context, or by what the code does (it scores the
+    model's output against labels and never trains). One finding per pass, at its
+    first forward call. Legacy `Variable(x, volatile=True)` does not count: it has
+    had no effect since PyTorch 0.4.
 
     ## Why it is wrong
     Autograd records the graph of every evaluation batch: memory grows with the batch

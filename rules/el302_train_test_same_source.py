@@ -20,7 +20,15 @@ class TrainTestSameSource(Rule):
     Flags evaluation data built from the training data: a torchvision dataset bound to
     a test/validation name with `train=True` (or with `train` left out, which defaults
     to True); a validation loader built on the same dataset object as the training
-    loader; two datasets built from the same arguments for training and testing.
+    loader; two datasets built from the same arguments for training and testing; an
+    evaluation pass that iterates the training loader itself while its score is
+    reported as test/validation; validation arrays sliced off training arrays that are
+    then trained on whole. Datasets kept on attributes (`self.test_set = ...` in a
+    `LightningDataModule.setup`) count too. It follows the data, not the names: a
+    `train=True` copy cut down to a held-out part (`random_split` with the training
+    copy's seed, `Subset`, an index sampler, a helper) before anything reads it, a
+    loader that only lends one batch to a picture, and a `train_*` name rebound to
+    a held-out split are all silent. One finding per construction.
 
     ## Why it is wrong
     The test score is a training score: the model is evaluated on samples it has
