@@ -6,7 +6,6 @@ the answer is None ("unknown") and rules stay quiet.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePath
 from typing import Optional

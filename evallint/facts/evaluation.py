@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Optional
 
 import libcst as cst
 
-from . import loops, scopes
+from . import loops, models, scopes
 from .exprs import dotted, last_part
 from .index import Stmt
 from .walk import walk
@@ -33,9 +33,10 @@ _METRIC_CALL = re.compile(r"(?:^|_)(?:acc|accuracy|error|errors|mae|mse|rmse|f1|
 # Model-named methods that build or fetch a model rather than run it.
 _ACCESSOR = re.compile(r"^(?:get|build|load|make|create|init|setup|set|prepare|wrap|to|save|export)_")
 # Data names that hold evaluation inputs for a full-batch pass (`test_X`, `X_val`, `val_images`).
+# (Singular names such as `test_image` are one sample: an inference, not a pass.)
 _EVAL_TENSOR = re.compile(r"^(?:test|val|valid|validation|eval|holdout|dev)_?(?:x|y|xs|data|set|inputs?|"
-                          r"images?|imgs|features|feats|samples|tensors?|batch|seqs?|sequences?|points)?\d*$"
-                          r"|^(?:x|xs|inputs?|images?|imgs|features|feats|data|samples|seqs?)_?"
+                          r"images|imgs|features|feats|samples|tensors|batch|seqs|sequences|points)?\d*$"
+                          r"|^(?:x|xs|inputs?|images|imgs|features|feats|data|samples|seqs)_?"
                           r"(?:test|val|valid|validation|eval|holdout|dev)\d*$", re.I)
 # Calls that train (or may train) the model, in code we cannot see.
 _TRAINING_CALL = re.compile(r"(?:^|_)(?:train|training|fit|backward|optimi[sz]e|optimizer|learn|step|"
@@ -302,7 +303,6 @@ class Evaluation:
             return False
         if function.class_stmt is not None:
             cls = f.classes.get(function.class_stmt.node.name.value)
-            from . import models
             if cls is not None and models.is_module_class(cls, f.classes):
                 return False  # a model's own methods are part of the model
         if f.is_test_file and function.name.startswith("test"):
@@ -405,9 +405,8 @@ class Evaluation:
     def sets_mode_inside(self, key: str, stmt: Stmt) -> bool:
         """Does the code switch the model's mode inside `stmt` itself (e.g. `model.eval()`
         in the loop body)? Then the author manages the mode per batch."""
-        from .models import mode_call
         for call, _ in self.facts.calls_within(stmt):
-            mc = mode_call(call)
+            mc = models.mode_call(call)
             if mc is not None and (mc[0] == key or (mc[0] == "self" and key.startswith("self."))):
                 return True
         return False
@@ -491,8 +490,8 @@ class Evaluation:
             reason = self._full_batch_reason(call, stmt)
             if reason is None or (id(stmt.block), key) in seen or self.mode_managed(stmt):
                 continue
-            if self._feeds_backward(stmt) or f.needs_gradients(stmt):
-                continue
+            if self._feeds_backward(stmt) or f.needs_gradients(stmt) or _detached(call, stmt):
+                continue  # gradients are used, or the author drops the graph on purpose
             around = self.loops_around(stmt)
             if around and self.trains(around[-1].stmt) and not _eval_named_args(call, f.patterns):
                 continue
@@ -529,7 +528,6 @@ class Evaluation:
             if function.name in ("forward", "__call__", "training_step") or f.is_lightning_step(function):
                 return None
             if function.class_stmt is not None:
-                from . import models
                 cls = f.classes.get(function.class_stmt.node.name.value)
                 if cls is not None and models.is_module_class(cls, f.classes):
                     return None
@@ -592,6 +590,12 @@ def _header_nodes(stmt: Stmt) -> list[cst.CSTNode]:
 
 def _calls(node: cst.CSTNode) -> list[cst.Call]:
     return [n for n in walk(node) if isinstance(n, cst.Call)]
+
+
+def _detached(call: cst.Call, stmt: Stmt) -> bool:
+    """`model(x).detach()`: the output is cut from the graph right away."""
+    return any(isinstance(n, cst.Attribute) and n.value is call and n.attr.value in ("detach", "data")
+               for n in walk(stmt.node))
 
 
 def _scoring_shape(n: cst.CSTNode) -> bool:
