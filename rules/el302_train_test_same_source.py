@@ -79,7 +79,12 @@ class TrainTestSameSource(Rule):
                 continue  # `**kwargs`: the arguments cannot be resolved
             if c.kind == "torchvision" and is_eval(c.name):
                 if facts.narrowed_before_use(c.name, c.stmt):
-                    continue  # another transform for the held-out part of a split: fine
+                    overlap = facts.held_out_overlaps_training(c, constructions)
+                    finding = Finding(c.call, f"{overlap}; the evaluation score will be a training score") \
+                        if overlap else None
+                    if finding is not None and once(finding):
+                        yield finding
+                    continue  # else another transform for the held-out part of a split: fine
                 finding = self._torchvision(c)
                 if finding and once(finding):
                     yield finding
@@ -392,6 +397,21 @@ class TrainTestSameSource(Rule):
             val_loader = DataLoader(train_set, batch_size=256)
             """,
             line=5, column=14,
+        ),
+        # the evaluation copy keeps the very part the training copy keeps (same lengths, same seed)
+        Invalid(
+            """
+            import torch
+            import torchvision
+            from torch.utils.data import random_split
+            train_full = torchvision.datasets.CIFAR10("data", train=True, transform=train_tf)
+            val_full = torchvision.datasets.CIFAR10("data", train=True, transform=eval_tf)
+            torch.manual_seed(0)
+            train_set, _ = random_split(train_full, [45000, 5000])
+            torch.manual_seed(0)
+            val_set, _ = random_split(val_full, [45000, 5000])
+            """,
+            line=5, column=12, message_contains="same part",
         ),
         # a LightningDataModule keeps its datasets on attributes
         Invalid(

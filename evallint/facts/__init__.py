@@ -499,6 +499,9 @@ class ModuleFacts:
     def reported_as_evaluation(self, loop: loops.LoopInfo) -> Optional[str]:
         return splits.reported_as_evaluation(self, loop)
 
+    def held_out_overlaps_training(self, eval_copy: data.Construction, constructions) -> Optional[str]:
+        return splits.held_out_overlaps_training(self, eval_copy, constructions)
+
     # What metric numbers count (counts.py) ------------------------------------------
     def is_batch_count(self, expr: cst.BaseExpression) -> bool:
         return counts.is_batch_count(self, expr)

@@ -264,3 +264,74 @@ def _text(node: cst.CSTNode) -> str:
     if isinstance(node, cst.SimpleString):
         return str(node.evaluated_value).strip()
     return node.value.strip()
+
+
+@dataclass(frozen=True)
+class RandomSplit:
+    stmt: Stmt
+    lengths: str             # the lengths argument as written
+    seed: Optional[str]      # the generator argument or the last manual_seed before, as written
+    kept: frozenset[int]     # positions of the parts the code goes on to use
+
+
+def random_split_of(facts: "ModuleFacts", name: str, binding: Stmt) -> Optional[RandomSplit]:
+    """`a, b = random_split(name, lengths, generator=g)` cutting this binding, if any."""
+    code = facts.module.code_for_node
+    for u in binding_uses(facts, name, binding):
+        node = u.stmt.node
+        if u.kind != "narrowed" or not isinstance(node, cst.Assign) or not isinstance(node.value, cst.Call):
+            continue
+        call = node.value
+        if last_part(facts.qualify(call.func) or dotted(call.func) or "") != "random_split" or len(call.args) < 2 \
+                or dotted(call.args[0].value) != name or len(node.targets) != 1:
+            continue
+        target = node.targets[0].target
+        if not isinstance(target, (cst.Tuple, cst.List)):
+            return None
+        kept = frozenset(i for i, el in enumerate(target.elements)
+                         if isinstance(el.value, cst.Name) and el.value.value != "_"
+                         and not el.value.value.startswith("_"))
+        generator = keyword(call, "generator") or (call.args[2] if len(call.args) > 2 else None)
+        seed = code(generator.value) if generator is not None else _manual_seed_before(facts, u.stmt)
+        return RandomSplit(u.stmt, code(call.args[1].value), seed, kept)
+    return None
+
+
+def _manual_seed_before(facts: "ModuleFacts", stmt: Stmt) -> Optional[str]:
+    """The last `torch.manual_seed(<literal>)` before `stmt` in its scope, as written;
+    None when the seed is not set there (it may be set anywhere)."""
+    found = None
+    for s in facts.index.function_body(stmt.function):
+        if s.order >= stmt.order:
+            break
+        for call in s.calls:
+            if facts.qualify(call.func) in ("torch.manual_seed", "torch.random.manual_seed") and call.args:
+                found = facts.module.code_for_node(call.args[0].value)
+    return found
+
+
+def held_out_overlaps_training(facts: "ModuleFacts", eval_copy, constructions) -> Optional[str]:
+    """For an evaluation copy of the training set cut by `random_split`: does the
+    part it keeps overlap what the training copy keeps? Only when both splits can be
+    read (the same lengths, seeds written out): the same part kept by both, or two
+    different fixed seeds (two independent permutations share samples)."""
+    mine = random_split_of(facts, eval_copy.name, eval_copy.stmt)
+    if mine is None or mine.seed is None:
+        return None
+    code = facts.module.code_for_node
+    for other in constructions:
+        if other is eval_copy or other.callee != eval_copy.callee or facts.patterns.is_eval_data(last_part(other.name)):
+            continue
+        if [code(a) for a in other.call.args if a.keyword is None][:1] != \
+                [code(a) for a in eval_copy.call.args if a.keyword is None][:1]:
+            continue  # another root folder: another data set
+        theirs = random_split_of(facts, other.name, other.stmt)
+        if theirs is None or theirs.seed is None or theirs.lengths != mine.lengths:
+            continue
+        if theirs.seed == mine.seed and mine.kept & theirs.kept:
+            return (f"`{eval_copy.name}` keeps the same part of its `random_split` as the training copy "
+                    f"`{other.name}` (same lengths, same seed)")
+        if theirs.seed != mine.seed:
+            return (f"`{eval_copy.name}` and the training copy `{other.name}` are split with different seeds "
+                    f"({mine.seed} and {theirs.seed}), so their parts share samples")
+    return None
