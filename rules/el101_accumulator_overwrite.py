@@ -97,6 +97,9 @@ class AccumulatorOverwrite(Rule):
                     yield finding
 
     def _check_assignment(self, facts, loop, inside, stmt, name, value):
+        finding = self._overwritten_then_added(facts, loop, inside, stmt, name)
+        if finding is not None:
+            return finding
         if name in stmt.loads or not is_count_expression(value):
             return None  # `x = x + ...` and `best = max(best, x)` read it: not an overwrite
         if any(name in s.loads for s in inside if s.order < stmt.order):
@@ -134,6 +137,34 @@ class AccumulatorOverwrite(Rule):
                            f"Accumulate `{name}` with `+=`", Change(node, aug))
         return Finding(stmt.node, message, fix)
 
+    def _overwritten_then_added(self, facts, loop, inside, stmt, name):
+        """`loss = criterion(out, y)` then `loss += loss.item()` (pytorch/tutorials#1333):
+        the running total is replaced by each batch's value before it is added to, so
+        after the loop it holds twice the last batch. Explained only: the fix needs a
+        second name."""
+        if name in stmt.loads or stmt.index + 1 >= len(stmt.block):
+            return None
+        following = stmt.block[stmt.index + 1]
+        node = following.node
+        if not (isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign)
+                and isinstance(node.target, cst.Name) and node.target.value == name and name in following.loads):
+            return None
+        for a in stmt.ancestors():  # runs on every iteration: no branch between it and the loop
+            if a is loop.stmt:
+                break
+            if isinstance(a.node, (cst.If, cst.Try, cst.TryStar, cst.Match, cst.For, cst.While)):
+                return None
+        if any(name in s.loads for s in inside if s.order < stmt.order):
+            return None
+        init = last_assignment_before(facts.index, name, loop.stmt)
+        init_value = value_assigned(init.node, name) if init is not None else None
+        if init_value is None or number(init_value) is None:
+            return None
+        if not reached_reads_after(facts.index, name, loop.stmt):
+            return None
+        return Finding(stmt.node, f"`{name}` is overwritten by each batch's value before `{name} += ...` adds to "
+                                  f"it, so the running total is lost; accumulate into another name")
+
     VALID = [
         # accumulated correctly (official tutorial style)
         """
@@ -163,6 +194,15 @@ class AccumulatorOverwrite(Rule):
             acc = (model(x).argmax(1) == y).float().mean().item()
             best = max(best, acc)
         print(best)
+        """,
+        # a per-batch loss added to a separate total
+        """
+        import torch
+        total = 0.0
+        for x, y in test_loader:
+            loss = criterion(model(x), y)
+            total += loss.item()
+        print(total)
         """,
         # explicit x = x + ...
         """
@@ -253,6 +293,22 @@ class AccumulatorOverwrite(Rule):
         """,
     ]
     INVALID = [
+        # the tutorial slip: the total is replaced, then the batch value added to itself
+        Invalid(
+            """
+            import torch
+            def test(model, loader):
+                loss, acc = 0, 0
+                for text, offsets, cls in loader:
+                    with torch.no_grad():
+                        output = model(text, offsets)
+                        loss = criterion(output, cls)
+                        loss += loss.item()
+                        acc += (output.argmax(1) == cls).sum().item()
+                return loss / len(loader.dataset), acc / len(loader.dataset)
+            """,
+            line=7, column=13, message_contains="running total",
+        ),
         Invalid(
             """
             import torch

@@ -125,6 +125,12 @@ class TrainTestSameSource(Rule):
                 finding = Finding(pair[1], f"`{pair[0]}` is the training data `{pair[1].value}` itself")
                 if once(finding):
                     yield finding
+        for arg, name, trainer in facts.trained_and_evaluated():
+            if is_eval(name):
+                finding = Finding(arg.value, f"the evaluation data `{name}` is also passed to `{trainer}(...)`, "
+                                             "which trains on it; the evaluation score will be a training score")
+                if once(finding):
+                    yield finding
         yield from self._evaluation_over_training_loader(facts, is_train)
         yield from self._slices_of_training_arrays(facts, is_eval, is_train)
 
@@ -318,6 +324,21 @@ class TrainTestSameSource(Rule):
         X_train, y_train = X_train[1000:], y_train[1000:]
         train_loader = DataLoader(TensorDataset(X_train, y_train), batch_size=32, shuffle=True)
         """,
+        # training on the training set, evaluating on the test set
+        """
+        import torch
+        def train(model, data):
+            for x, y in data:
+                criterion(model(x), y).backward()
+                optimizer.step()
+
+        def evaluate(model, data):
+            with torch.no_grad():
+                return sum((model(x).argmax(1) == y).sum().item() for x, y in data)
+
+        train(model, train_data)
+        print(evaluate(model, test_data), evaluate(model, train_data))
+        """,
         # a training-accuracy pass over the training loader, reported as such
         """
         import torch
@@ -412,6 +433,25 @@ class TrainTestSameSource(Rule):
             val_set, _ = random_split(val_full, [45000, 5000])
             """,
             line=5, column=12, message_contains="same part",
+        ),
+        # the model is trained on the test set it is then scored on
+        Invalid(
+            """
+            import torch
+            from torch.utils.data import DataLoader
+            def train(model, data):
+                for x, y in DataLoader(data, batch_size=64, shuffle=True):
+                    criterion(model(x), y).backward()
+                    optimizer.step()
+
+            def evaluate(model, data):
+                with torch.no_grad():
+                    return sum((model(x).argmax(1) == y).sum().item() for x, y in DataLoader(data))
+
+            train(model, test_data)
+            print(evaluate(model, test_data))
+            """,
+            line=12, column=14,
         ),
         # a LightningDataModule keeps its datasets on attributes
         Invalid(

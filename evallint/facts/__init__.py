@@ -57,8 +57,13 @@ class ModuleFacts:
 
     @cached_property
     def frameworks(self) -> frozenset[str]:
-        """Root packages of the imported ML frameworks (torch, tensorflow, numpy, ...)."""
-        return frozenset(r for r in (v.split(".")[0] for v in self.aliases.values()) if r in ML_ROOTS)
+        """Root packages of the imported ML frameworks (torch, tensorflow, numpy, ...).
+        Behind a star import (`from nn import *` re-exporting torch) the roots the code
+        names directly count too."""
+        roots = {r for r in (v.split(".")[0] for v in self.aliases.values()) if r in ML_ROOTS}
+        if any(isinstance(s.node, cst.ImportFrom) and isinstance(s.node.names, cst.ImportStar) for s in self.statements):
+            roots |= {n for s in self.statements for n in s.loads if n in ML_ROOTS}
+        return frozenset(roots)
 
     @property
     def uses_torch(self) -> bool:
@@ -498,6 +503,9 @@ class ModuleFacts:
 
     def reported_as_evaluation(self, loop: loops.LoopInfo) -> Optional[str]:
         return splits.reported_as_evaluation(self, loop)
+
+    def trained_and_evaluated(self) -> list:
+        return splits.trained_and_evaluated(self)
 
     def held_out_overlaps_training(self, eval_copy: data.Construction, constructions) -> Optional[str]:
         return splits.held_out_overlaps_training(self, eval_copy, constructions)

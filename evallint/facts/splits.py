@@ -335,3 +335,37 @@ def held_out_overlaps_training(facts: "ModuleFacts", eval_copy, constructions) -
             return (f"`{eval_copy.name}` and the training copy `{other.name}` are split with different seeds "
                     f"({mine.seed} and {theirs.seed}), so their parts share samples")
     return None
+
+
+def trained_and_evaluated(facts: "ModuleFacts") -> list[tuple[cst.Arg, str, str]]:
+    """Data given both to an in-file function that trains and to one that evaluates:
+    `train(model, test_data)` ... `evaluate(model, test_data)`. Returns (the argument
+    of the training call, the data name, the training function's name)."""
+    trained: dict[str, tuple[cst.Arg, str, Stmt]] = {}
+    evaluated: list[tuple[str, Stmt]] = []
+    for call, s in facts.index.calls:
+        if not isinstance(call.func, cst.Name):
+            continue
+        candidates = [f for f in facts.functions.get(call.func.value, []) if not f.is_method]
+        if len(candidates) != 1:
+            continue
+        fn = candidates[0]
+        trains = facts.backprops_in(fn.stmt)
+        evaluates = not trains and (facts.patterns.is_eval_function(fn.name) or facts.evaluation.is_eval_by_behaviour(fn)
+                                    or any(facts.eval_context(l.stmt) for l in facts.batch_loops
+                                           if fn.stmt.contains(l.stmt)))
+        for arg in call.args:
+            name = dotted(arg.value)
+            if name is None or arg.keyword is not None:
+                continue
+            if trains and name not in trained:
+                trained[name] = (arg, fn.name, s)
+            elif evaluates:
+                evaluated.append((name, s))
+    from .flow import last_assignment_before
+    out = []
+    for name, (arg, fn_name, s) in trained.items():
+        binding = last_assignment_before(facts.index, name, s)
+        if any(e == name and last_assignment_before(facts.index, name, es) is binding for e, es in evaluated):
+            out.append((arg, name, fn_name))
+    return out
