@@ -121,6 +121,14 @@ class Evaluation:
     def _batch_cache(self) -> dict[int, bool]:
         return {}
 
+    def _in_model_method(self, stmt: Stmt) -> bool:
+        function = self.facts.function_of(stmt)
+        if function is None or function.class_stmt is None:
+            return False
+        cls = self.facts.classes.get(function.class_stmt.node.name.value)
+        return cls is not None and models.is_module_class(cls, self.facts.classes) \
+            and not models.is_lightning_class(cls, self.facts.classes)
+
     def _iterates_data(self, loop: loops.LoopInfo) -> bool:
         """Is the loop's iterable a loader or data set, by construction or by name?"""
         f = self.facts
@@ -454,6 +462,8 @@ class Evaluation:
             reason = self._loop_reason(loop)
             if reason is not None and self.facts.backprops_in(loop.stmt):
                 reason = None
+            if reason == "no_grad" and self._in_model_method(loop.stmt):
+                reason = None  # a module's own method under no_grad: its caller owns the mode
             if reason == "no_grad" and not self._iterates_data(loop):
                 # an index loop under no_grad alone may decode or sample: it must score to count
                 reason = self.loop_evaluates(loop) and "no_grad"
