@@ -184,6 +184,28 @@ class MissingNoGrad(Rule):
             loss.backward()
             optimizer.step()
         """,
+        # one epoch function for training and evaluation: the optimizer travels in an argument
+        """
+        import torch
+        class LossCompute:
+            def __init__(self, criterion, opt=None):
+                self.criterion, self.opt = criterion, opt
+
+            def __call__(self, out, y):
+                loss = self.criterion(out, y)
+                loss.backward()
+                if self.opt is not None:
+                    self.opt.step()
+                return loss.item()
+
+        def run_epoch(loader, model, loss_compute):
+            total = 0.0
+            for x, y in loader:
+                total += loss_compute(model(x), y)
+            return total
+
+        run_epoch(train_loader, model, LossCompute(criterion, model_opt))
+        """,
         # a bare predict helper: its callers decide the gradient mode
         """
         import torch

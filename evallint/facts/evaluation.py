@@ -44,6 +44,8 @@ _TRAINING_CALL = re.compile(r"(?:^|_)(?:train|training|fit|backward|optimi[sz]e|
 # A comment that heads an evaluation section of a script or notebook.
 _EVAL_COMMENT = re.compile(r"^#+\s*(?:\d+[.)]?\s*)?(?:test|testing|evaluat\w*|validat\w*|inference|"
                            r"predict\w*)\b", re.I)
+# Names of optimizers handed to a function (`model_opt`, `optimizer`, `sgd`).
+_OPTIMIZER_NAME = re.compile(r"(?:^|_)(?:opt|optim|optimizer|optimiser|sgd|adam|adamw)(?:_|$|\d)")
 # Functions that compute a training objective.
 _LOSS_FUNCTION = re.compile(r"(?:^|_)(?:loss|losses|objective|criterion|cost|forward|step)(?:_|$)")
 # Project helpers used as `with helper(model):` that switch to evaluation mode.
@@ -321,10 +323,21 @@ class Evaluation:
         return not self._called_inside_training(function)  # else its result trains the model
 
     def _called_inside_training(self, function: scopes.FunctionInfo) -> bool:
-        for site in self.facts.call_sites(function):
+        """Is the function called inside training, or handed what trains (an optimizer,
+        an in-file object whose methods step one: `run_epoch(dl, model,
+        SimpleLossCompute(gen, crit, model_opt))`)?"""
+        f = self.facts
+        for site in f.call_sites(function):
             around = self.loops_around(site.stmt)
-            if self._feeds_backward(site.stmt) or (around and self.facts.backprops_in(around[-1].stmt)):
+            if self._feeds_backward(site.stmt) or (around and f.backprops_in(around[-1].stmt)):
                 return True
+            for arg in site.call.args:
+                for n in walk(arg.value):
+                    if isinstance(n, cst.Name) and _OPTIMIZER_NAME.search(n.value.lower()):
+                        return True
+                    if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in f.classes \
+                            and f.backprops_in(f.classes[n.func.value].stmt):
+                        return True
         return False
 
     def loop_evaluates(self, loop: loops.LoopInfo) -> Optional[str]:
@@ -337,6 +350,8 @@ class Evaluation:
         function = self.facts.function_of(loop.stmt)
         if self.facts.is_test_file and function is not None and function.name.startswith("test"):
             return None  # a pytest test that runs a model checks it; it is no evaluation pass
+        if function is not None and self._called_inside_training(function):
+            return None  # `run_epoch(loader, model, loss_compute_with_optimizer)` trains too
         if self.dedented_from_no_grad(loop):
             return "dedented out of `with torch.no_grad()`"
         if not any(self.model_calls(loop.stmt)):
