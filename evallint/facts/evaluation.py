@@ -323,21 +323,27 @@ class Evaluation:
         return not self._called_inside_training(function)  # else its result trains the model
 
     def _called_inside_training(self, function: scopes.FunctionInfo) -> bool:
-        """Is the function called inside training, or handed what trains (an optimizer,
-        an in-file object whose methods step one: `run_epoch(dl, model,
-        SimpleLossCompute(gen, crit, model_opt))`)?"""
+        """Is every in-file call of the function a training call: inside training, or
+        handing it what trains (an optimizer, an in-file object whose methods step one:
+        `run_epoch(dl, model, SimpleLossCompute(gen, crit, model_opt))`)? A function
+        that one call trains with and another evaluates with is an evaluation too."""
+        sites = self.facts.call_sites(function)
+        return bool(sites) and all(self._site_trains(site) for site in sites)
+
+    def _site_trains(self, site: scopes.CallSite) -> bool:
+        """A call made inside training, whose result is backpropagated, or that hands
+        the function an optimizer (some other call of it may still evaluate)."""
         f = self.facts
-        for site in f.call_sites(function):
-            around = self.loops_around(site.stmt)
-            if self._feeds_backward(site.stmt) or (around and f.backprops_in(around[-1].stmt)):
-                return True
-            for arg in site.call.args:
-                for n in walk(arg.value):
-                    if isinstance(n, cst.Name) and _OPTIMIZER_NAME.search(n.value.lower()):
-                        return True
-                    if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in f.classes \
-                            and f.backprops_in(f.classes[n.func.value].stmt):
-                        return True
+        around = self.loops_around(site.stmt)
+        if self._feeds_backward(site.stmt) or (around and f.backprops_in(around[-1].stmt)):
+            return True
+        for arg in site.call.args:
+            for n in walk(arg.value):
+                if isinstance(n, cst.Name) and _OPTIMIZER_NAME.search(n.value.lower()):
+                    return True
+                if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in f.classes \
+                        and f.backprops_in(f.classes[n.func.value].stmt):
+                    return True
         return False
 
     def loop_evaluates(self, loop: loops.LoopInfo) -> Optional[str]:
