@@ -6,7 +6,7 @@ import libcst as cst
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import ML_TOKENS, ModuleFacts
 from evallint.facts.exprs import number, simple_assignment, value_assigned
-from evallint.facts.flow import last_assignment_before, reads_after, statements_in
+from evallint.facts.flow import last_assignment_before, reached_reads_after, statements_in
 from evallint.facts.walk import walk
 from evallint.rule import Change, Finding, Invalid, Rule
 
@@ -40,7 +40,11 @@ class AccumulatorOverwrite(Rule):
     ## What it does
     Flags a plain assignment (`=`) inside a loop over batches to a counter that is
     initialised before the loop and read after it, when the right-hand side is a
-    per-batch count or metric, e.g. `correct = (pred == y).sum().item()`.
+    per-batch count or metric, e.g. `correct = (pred == y).sum().item()`. Batch
+    loops include index loops (`for i in range(0, len(X), bs)`) and `while` loops
+    that slice tensors; a `for` loop's `else:` clause runs once and is not the body.
+    "Read after the loop" means a read the loop's last value reaches: a later reset
+    (`correct = 0` before another loop, in the same or a later notebook cell) ends it.
 
     ## Why it is wrong
     Each batch overwrites the previous value, so after the loop the counter holds the
@@ -78,12 +82,11 @@ class AccumulatorOverwrite(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_ml:
             return
-        for loop in facts.loops:
-            if not facts.is_batch_loop(loop):
-                continue
-            inside = statements_in(loop.stmt, facts.index)
+        for loop in facts.batch_loops:
+            # the repeated body only: a `for` loop's `else:` clause runs once, after it
+            inside = [s for s in statements_in(loop.stmt, facts.index) if loop in facts.loops_around(s)]
             for stmt in inside:
-                if facts.enclosing_loops(stmt)[:1] != [loop]:
+                if facts.loops_around(stmt)[:1] != [loop]:
                     continue  # belongs to a nested loop, checked with that loop
                 pair = simple_assignment(stmt.node)
                 if pair is None:
@@ -94,6 +97,9 @@ class AccumulatorOverwrite(Rule):
                     yield finding
 
     def _check_assignment(self, facts, loop, inside, stmt, name, value):
+        finding = self._overwritten_then_added(facts, loop, inside, stmt, name)
+        if finding is not None:
+            return finding
         if name in stmt.loads or not is_count_expression(value):
             return None  # `x = x + ...` and `best = max(best, x)` read it: not an overwrite
         if any(name in s.loads for s in inside if s.order < stmt.order):
@@ -106,7 +112,7 @@ class AccumulatorOverwrite(Rule):
             return None  # a per-batch mean used inside the loop: its last value may be meant
         if any(name in s.stores and isinstance(s.node, cst.AugAssign) for s in inside):
             return None  # also accumulated: the `=` is a deliberate reset
-        if not reads_after(facts.index, name, loop.stmt):
+        if not reached_reads_after(facts.index, name, loop.stmt):
             return None
         init = last_assignment_before(facts.index, name, loop.stmt)
         init_value = value_assigned(init.node, name) if init is not None else None
@@ -130,6 +136,34 @@ class AccumulatorOverwrite(Rule):
             fix = self.fix(Applicability.UNSAFE if mean else Applicability.SAFE,
                            f"Accumulate `{name}` with `+=`", Change(node, aug))
         return Finding(stmt.node, message, fix)
+
+    def _overwritten_then_added(self, facts, loop, inside, stmt, name):
+        """`loss = criterion(out, y)` then `loss += loss.item()` (pytorch/tutorials#1333):
+        the running total is replaced by each batch's value before it is added to, so
+        after the loop it holds twice the last batch. Explained only: the fix needs a
+        second name."""
+        if name in stmt.loads or stmt.index + 1 >= len(stmt.block):
+            return None
+        following = stmt.block[stmt.index + 1]
+        node = following.node
+        if not (isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign)
+                and isinstance(node.target, cst.Name) and node.target.value == name and name in following.loads):
+            return None
+        for a in stmt.ancestors():  # runs on every iteration: no branch between it and the loop
+            if a is loop.stmt:
+                break
+            if isinstance(a.node, (cst.If, cst.Try, cst.TryStar, cst.Match, cst.For, cst.While)):
+                return None
+        if any(name in s.loads for s in inside if s.order < stmt.order):
+            return None
+        init = last_assignment_before(facts.index, name, loop.stmt)
+        init_value = value_assigned(init.node, name) if init is not None else None
+        if init_value is None or number(init_value) is None:
+            return None
+        if not reached_reads_after(facts.index, name, loop.stmt):
+            return None
+        return Finding(stmt.node, f"`{name}` is overwritten by each batch's value before `{name} += ...` adds to "
+                                  f"it, so the running total is lost; accumulate into another name")
 
     VALID = [
         # accumulated correctly (official tutorial style)
@@ -160,6 +194,15 @@ class AccumulatorOverwrite(Rule):
             acc = (model(x).argmax(1) == y).float().mean().item()
             best = max(best, acc)
         print(best)
+        """,
+        # a per-batch loss added to a separate total
+        """
+        import torch
+        total = 0.0
+        for x, y in test_loader:
+            loss = criterion(model(x), y)
+            total += loss.item()
+        print(total)
         """,
         # explicit x = x + ...
         """
@@ -212,8 +255,60 @@ class AccumulatorOverwrite(Rule):
             hits = (row == expected).sum()
         print(hits)
         """,
+        # the `else:` clause of a `for` loop runs once, after the loop
+        """
+        import torch
+        hits, total, correct = 0, 0, 0
+        with torch.no_grad():
+            for x, y in test_loader:
+                preds = model(x).argmax(1)
+                total += y.size(0)
+                correct += (preds == y).sum().item()
+            else:
+                hits = (preds == y).sum().item()
+        print(correct / total, "last batch:", hits)
+        """,
+        # the read after the loop sees a later reset, not the loop's last value
+        """
+        import torch
+        correct, seen = 0, 0
+        for x, y in test_loader:
+            seen += y.size(0)
+            correct = (model(x).argmax(1) == y).sum().item()
+            print(correct, seen)
+
+        with torch.no_grad():
+            correct = 0
+            for x, y in test_loader:
+                correct += (model(x).argmax(1) == y).sum().item()
+        print(correct / seen)
+        """,
+        # an index loop over results, with no model: not a batch loop
+        """
+        import numpy as np
+        matches = 0
+        for i in range(len(runs)):
+            matches = (runs[i] == reference).sum()
+        print(matches)
+        """,
     ]
     INVALID = [
+        # the tutorial slip: the total is replaced, then the batch value added to itself
+        Invalid(
+            """
+            import torch
+            def test(model, loader):
+                loss, acc = 0, 0
+                for text, offsets, cls in loader:
+                    with torch.no_grad():
+                        output = model(text, offsets)
+                        loss = criterion(output, cls)
+                        loss += loss.item()
+                        acc += (output.argmax(1) == cls).sum().item()
+                return loss / len(loader.dataset), acc / len(loader.dataset)
+            """,
+            line=7, column=13, message_contains="running total",
+        ),
         Invalid(
             """
             import torch
@@ -313,6 +408,54 @@ class AccumulatorOverwrite(Rule):
                 for x, y in val_loader:
                     val_loss += criterion(model(x), y).item()
                 print(val_loss / len(val_loader))
+            """,
+        ),
+        # a batch loop written by index
+        Invalid(
+            """
+            import torch
+            def evaluate(model, X, y, batch_size=64):
+                correct = 0
+                for i in range(0, len(X), batch_size):
+                    preds = model(X[i:i + batch_size]).argmax(1)
+                    correct = (preds == y[i:i + batch_size]).sum().item()
+                return correct / len(X)
+            """,
+            line=6, column=9,
+            fixed="""
+            import torch
+            def evaluate(model, X, y, batch_size=64):
+                correct = 0
+                for i in range(0, len(X), batch_size):
+                    preds = model(X[i:i + batch_size]).argmax(1)
+                    correct += (preds == y[i:i + batch_size]).sum().item()
+                return correct / len(X)
+            """,
+        ),
+        # a `while` loop that pops sample indices
+        Invalid(
+            """
+            import torch
+            pending = list(range(len(test_X)))
+            hits, seen = 0, 0
+            while pending:
+                idx = pending.pop()
+                out = model(test_X[idx:idx + 1])
+                seen += 1
+                hits = (out.argmax(1) == test_Y[idx:idx + 1]).sum().item()
+            print(hits / seen)
+            """,
+            line=8, column=5,
+            fixed="""
+            import torch
+            pending = list(range(len(test_X)))
+            hits, seen = 0, 0
+            while pending:
+                idx = pending.pop()
+                out = model(test_X[idx:idx + 1])
+                seen += 1
+                hits += (out.argmax(1) == test_Y[idx:idx + 1]).sum().item()
+            print(hits / seen)
             """,
         ),
     ]

@@ -13,6 +13,7 @@ from evallint.rule import Change, Finding, Invalid, Rule
 
 _COUNT_NAME = re.compile(r"correct|right|hit|match|tp\b|true|pos|acc|count|num|^n_|^n$|sum|score|agree", re.I)
 _SIZE_NAME = re.compile(r"total|count|num|^n_|^n$|samples|size|len|length|examples|instances|batch", re.I)
+_CORRECT_NAME = re.compile(r"correct|right|hit|match|tp\b|acc|agree", re.I)
 _SIZE_CALLS = {"len", "size", "numel", "count"}
 
 
@@ -37,6 +38,13 @@ def is_count(expr) -> bool:
             if name in ("sum", "count_nonzero", "item", "count"):
                 return True
     return any(_COUNT_NAME.search(n) for n in _names(expr))
+
+
+def is_correct_count(expr) -> bool:
+    """A count of right answers (`(pred == y).sum()`, `correct`), not an error sum."""
+    if any(isinstance(n, cst.Comparison) for n in walk(expr)):
+        return True
+    return any(_CORRECT_NAME.search(n) for n in _names(expr))
 
 
 def is_size(expr) -> bool:
@@ -65,7 +73,10 @@ class PercentInDenominator(Rule):
     """
     ## What it does
     Flags a ratio whose denominator multiplies the sample count by the literal 100,
-    e.g. `correct / (len(y) * 100)`.
+    e.g. `correct / (len(y) * 100)`, and a ratio of correct answers divided by 100
+    again (`correct / total / 100`). Only sample counts: a number of batches
+    (`len(loader) * 100`) is another bug, and a 100 that undoes a ×100 scaling of
+    the labels is none, so both stay silent.
 
     ## Why it is wrong
     The percentage went into the denominator: the result is the fraction divided by
@@ -100,6 +111,10 @@ class PercentInDenominator(Rule):
         for binop, stmt in facts.index.binops:
             if not isinstance(binop.operator, cst.Divide):
                 continue
+            finding = self._ratio_over_hundred(facts, binop)
+            if finding is not None:
+                yield finding
+                continue
             right, wrapper = binop.right, None
             if isinstance(right, cst.Call) and isinstance(right.func, cst.Name) and right.func.value == "float" \
                     and len(right.args) == 1:
@@ -114,12 +129,30 @@ class PercentInDenominator(Rule):
                 continue
             if not (right.lpar or wrapper) or not is_count(binop.left) or not is_size(other):
                 continue
+            if facts.is_batch_count(other):
+                continue  # `/ (len(loader) * 100)`: a number of batches, not samples; not this bug
+            if facts.labels_scaled_by_hundred and not is_correct_count(binop.left):
+                continue  # the 100 may undo a ×100 scaling of the labels
             as_fraction = _formatted_as_percent(stmt.node, binop)
             yield Finding(binop, "The percentage is in the denominator: this divides by 100 instead of "
                                  "multiplying, off by 10,000; write `count / n * 100`"
                                  + (" (or `count / n`, since the `%` format already multiplies by 100)"
                                     if as_fraction else ""),
                           self._fix(binop, other, hundred, wrapper, as_fraction))
+
+    def _ratio_over_hundred(self, facts, binop):
+        """`correct / total / 100`: the ratio is divided by 100 instead of multiplied."""
+        ratio = binop.left
+        if not (_is_hundred(binop.right) and isinstance(ratio, cst.BinaryOperation)
+                and isinstance(ratio.operator, cst.Divide)):
+            return None
+        if not is_correct_count(ratio.left) or not is_size(ratio.right) or facts.is_batch_count(ratio.right):
+            return None  # `loss_sum / n / 100` may be a deliberate rescaling
+        fixed = binop.with_changes(operator=cst.Multiply(whitespace_before=binop.operator.whitespace_before,
+                                                         whitespace_after=binop.operator.whitespace_after))
+        return Finding(binop, "The ratio is divided by 100 instead of multiplied, off by 10,000; "
+                              "write `count / n * 100`",
+                       self.fix(Applicability.UNSAFE, "Multiply the ratio by 100", Change(binop, fixed)))
 
     def _fix(self, binop, other, hundred, wrapper, as_fraction: bool):
         if isinstance(other, cst.BinaryOperation) and not other.lpar:
@@ -145,6 +178,17 @@ class PercentInDenominator(Rule):
         "import numpy as np\nseconds = elapsed_ms / (1000 * 100)\n",
         # percentage of a percentage scale, unrelated names
         "import numpy as np\nscale = width / (height * 100)\n",
+        # a number of batches times 100 is not a sample count: another bug, not this one
+        "import torch\nacc = correct / (len(test_loader) * 100)\n",
+        # the 100 undoes a x100 scaling of the labels
+        """
+        import torch
+        y_train = y_train * 100
+        y_test = y_test * 100
+        mae = abs_error_sum / (n_samples * 100)
+        """,
+        # a loss sum rescaled after the division
+        "import torch\nscaled = loss_sum / n / 100\n",
     ]
     INVALID = [
         Invalid(
@@ -195,6 +239,18 @@ class PercentInDenominator(Rule):
             fixed="""
             import numpy as np
             acc = n_correct / total * 100
+            """,
+        ),
+        # the ratio divided by 100 instead of multiplied
+        Invalid(
+            """
+            import torch
+            print("accuracy %", correct / total / 100)
+            """,
+            line=2, column=21,
+            fixed="""
+            import torch
+            print("accuracy %", correct / total * 100)
             """,
         ),
     ]

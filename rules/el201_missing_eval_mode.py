@@ -16,6 +16,9 @@ class MissingEvalMode(Rule):
     before every in-file call of the function. It fires only when the model has
     dropout or batch-norm layers, or when its layers cannot be resolved; never in
     Lightning's validation/test/predict steps (Lightning switches modes itself).
+    `model.train()` called right before the loop undoes any eval() of the callers.
+    A full-batch pass (`predictions = model(test_X)`, no loop) is flagged only when
+    the model is known to have such layers.
 
     ## Why it is wrong
     In training mode dropout keeps zeroing activations and batch-norm normalises with
@@ -54,18 +57,21 @@ class MissingEvalMode(Rule):
         if not facts.uses_torch:
             return
         for p in facts.eval_passes:
-            if p.reason == "lightning" or facts.eval_mode_reaches(p.model, p.loop.stmt):
-                continue
-            sensitive = facts.model_sensitivity(p.model, p.loop.stmt)
-            if sensitive is False:
-                continue
+            if p.reason == "lightning" or facts.eval_mode_reaches(p.model, p.region) \
+                    or facts.sets_mode_inside(p.model, p.region):
+                continue  # eval() before the pass, or the mode is switched inside it
+            sensitive = facts.model_sensitivity(p.model, p.region)
+            if sensitive is False or (p.full_batch and sensitive is None):
+                continue  # a full-batch pass is flagged only for a model known to have such layers
             why = "has dropout/batch-norm layers" if sensitive else "may have dropout/batch-norm layers"
-            message = (f"`{p.model}` runs in training mode in this evaluation loop ({p.reason}): no "
+            where = "this evaluation pass" if p.full_batch else "this evaluation loop"
+            message = (f"`{p.model}` runs in training mode in {where} ({p.reason}): no "
                        f"`{p.model}.eval()` reaches it, and the model {why}")
-            after = [f"{p.model}.train()"] if facts.called_from_training(p.loop.stmt) else []
-            fix = self.fix(Applicability.UNSAFE, f"Call `{p.model}.eval()` before the loop"
-                           + (f" and `{p.model}.train()` after it" if after else ""),
-                           insert_around(opening_withs(p.loop.stmt), before=[f"{p.model}.eval()"], after=after))
+            after = [f"{p.model}.train()"] if facts.called_from_training(p.region) else []
+            change = insert_around(opening_withs(p.region), before=[f"{p.model}.eval()"], after=after)
+            fix = None if change is None else self.fix(
+                Applicability.UNSAFE, f"Call `{p.model}.eval()` before the {'pass' if p.full_batch else 'loop'}"
+                + (f" and `{p.model}.train()` after it" if after else ""), change)
             yield Finding(p.call, message, fix)
 
     VALID = [
@@ -170,6 +176,40 @@ class MissingEvalMode(Rule):
             loss.backward()
             optimizer.step()
         """,
+        # a full-batch pass whose model cannot be resolved: the caller may set the mode
+        """
+        import torch
+        def test(model, X_test, y_test):
+            with torch.no_grad():
+                predictions = model(X_test)
+            return (predictions.argmax(1) == y_test).float().mean()
+        """,
+        # a full-batch forward pass in training, with dropout: training mode is right
+        """
+        import torch
+        import torch.nn as nn
+        model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.3), nn.Linear(16, 2))
+        for epoch in range(50):
+            predictions = model(train_X)
+            loss = criterion(predictions, train_Y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        """,
+        # train() for the training loop, then eval() before the evaluation loop
+        """
+        import torch
+        import torch.nn as nn
+        net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+        net.train()
+        for x, y in train_loader:
+            criterion(net(x), y).backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            for x, y in val_loader:
+                out = net(x)
+        """,
     ]
     INVALID = [
         Invalid(
@@ -253,6 +293,64 @@ class MissingEvalMode(Rule):
             with torch.no_grad():
                 for images, labels in test_loader:
                     logits = model(images)
+            """,
+        ),
+        # `model.train()` called right before the evaluation loop undoes the caller's eval()
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+            def evaluate(model, loader):
+                model.train()
+                correct = 0
+                with torch.no_grad():
+                    for x, y in loader:
+                        correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            net.eval()
+            accuracy = evaluate(net, val_loader)
+            """,
+            line=10, column=25,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+
+            def evaluate(model, loader):
+                model.train()
+                correct = 0
+                with torch.no_grad():
+                    model.eval()
+                    for x, y in loader:
+                        correct += (model(x).argmax(1) == y).sum().item()
+                return correct
+
+            net.eval()
+            accuracy = evaluate(net, val_loader)
+            """,
+        ),
+        # a full-batch evaluation of a model with dropout
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(30, 16), nn.Dropout(0.2), nn.Linear(16, 1))
+            with torch.no_grad():
+                predictions = model(test_X)
+            accuracy = ((predictions > 0).float() == test_Y).float().mean()
+            """,
+            line=5, column=19,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            model = nn.Sequential(nn.Linear(30, 16), nn.Dropout(0.2), nn.Linear(16, 1))
+            with torch.no_grad():
+                model.eval()
+                predictions = model(test_X)
+            accuracy = ((predictions > 0).float() == test_Y).float().mean()
             """,
         ),
     ]

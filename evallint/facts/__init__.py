@@ -6,23 +6,23 @@ the answer is None ("unknown") and rules stay quiet.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePath
 from typing import Optional
 
 import libcst as cst
 
-from . import data, flow, loops, losses as _losses, models, scopes
+from . import counts, data, flow, loops, losses as _losses, models, scopes, splits
 from . import lightning as lightning_facts
 from . import metrics as metric_facts
+from .evaluation import EvalPass, Evaluation
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
 from .patterns import DEFAULT_PATTERNS, NamePatterns
 from . import resolve  # project view and model bindings
 
-__all__ = ["ModuleFacts", "Stmt"]
+__all__ = ["EvalPass", "ModuleFacts", "Stmt"]
 
 _DEVICE_METHODS = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
                    "requires_grad_", "share_memory"}
@@ -33,15 +33,6 @@ TORCH_TOKENS = ("torch", "lightning", "timm", "transformers")
 ML_TOKENS = ("torch", "lightning", "timm", "transformers", "tensorflow", "keras", "jax", "flax",
              "sklearn", "numpy")
 _TORCH_ROOTS = ("torch", "pytorch_lightning", "lightning", "torchvision", "timm", "transformers")
-
-
-@dataclass(eq=False)
-class EvalPass:
-    loop: loops.LoopInfo     # the outermost evaluation loop around the forward pass
-    call: cst.Call           # the forward pass
-    model: str               # the model's dotted name, e.g. "model" or "self.net"
-    stmt: Stmt               # the statement holding the call
-    reason: str              # why this is evaluation code ("lightning" for Lightning steps)
 
 
 class ModuleFacts:
@@ -72,8 +63,13 @@ class ModuleFacts:
 
     @cached_property
     def frameworks(self) -> frozenset[str]:
-        """Root packages of the imported ML frameworks (torch, tensorflow, numpy, ...)."""
-        return frozenset(r for r in (v.split(".")[0] for v in self.aliases.values()) if r in ML_ROOTS)
+        """Root packages of the imported ML frameworks (torch, tensorflow, numpy, ...).
+        Behind a star import (`from nn import *` re-exporting torch) the roots the code
+        names directly count too."""
+        roots = {r for r in (v.split(".")[0] for v in self.aliases.values()) if r in ML_ROOTS}
+        if any(isinstance(s.node, cst.ImportFrom) and isinstance(s.node.names, cst.ImportStar) for s in self.statements):
+            roots |= {n for s in self.statements for n in s.loads if n in ML_ROOTS}
+        return frozenset(roots)
 
     @property
     def uses_torch(self) -> bool:
@@ -133,31 +129,22 @@ class ModuleFacts:
     def enclosing_loops(self, stmt: Stmt) -> list[loops.LoopInfo]:
         """Innermost first, within the statement's function."""
         out = []
+        child = stmt
         for a in stmt.ancestors():
             if a.is_function:
                 break
             info = self.loop(a)
-            if info is not None:
-                out.append(info)
+            if info is not None and child.block is a.blocks.get("body"):
+                out.append(info)  # a loop's `else:` clause runs once, after it
+            child = a
         return out
 
     def is_batch_loop(self, loop: loops.LoopInfo) -> bool:
         """Does the loop iterate over batches of data (not epochs or indices)?"""
-        name = loop.iter_name
-        if name is not None:
-            base = last_part(name.rstrip("[]"))
-            if self.construction(base, loop.stmt, kind="loader") is not None:
-                return True
-            p = self.patterns
-            if p.is_loader(base) or p.is_eval_data(base) or p.is_train_data(base):
-                return True
-        if len(loop.targets) >= 2 and any(self.model_key(c) for c, _ in self.calls_within(loop.stmt)):
-            return True
-        return False
+        return self.evaluation.is_batch_loop(loop)
 
     def is_eval_data_loop(self, loop: loops.LoopInfo) -> bool:
-        name = loop.iter_name
-        return name is not None and self.patterns.is_eval_data(last_part(name.rstrip("[]")))
+        return self.evaluation.is_eval_data_loop(loop)
 
     def is_training_function(self, function: scopes.FunctionInfo) -> bool:
         if self.patterns.is_train_data(function.name) or "train" in function.name.lower():
@@ -188,19 +175,7 @@ class ModuleFacts:
     def eval_context(self, stmt: Stmt) -> Optional[str]:
         """Why a statement counts as evaluation code, or None. Lightning steps are
         reported as "lightning"."""
-        for loop in self.enclosing_loops(stmt):
-            if self.is_eval_data_loop(loop):
-                return f"loop over `{loop.iter_name}`"
-        function = self.function_of(stmt)
-        if function is not None:
-            if self.is_lightning_step(function):
-                return "lightning"
-            if (self.patterns.is_eval_function(function.name) and not self.is_training_function(function)
-                    and not (self.is_test_file and function.name.startswith("test"))):
-                return f"function `{function.name}`"
-        if self.under_no_grad_block(stmt) or (function is not None and self.no_grad_decorated(function)):
-            return "no_grad"
-        return None
+        return self.evaluation.eval_context(stmt)
 
     def is_lightning_step(self, function: scopes.FunctionInfo) -> bool:
         if function.name not in scopes.LIGHTNING_EVAL_STEPS or function.class_stmt is None:
@@ -208,27 +183,10 @@ class ModuleFacts:
         cls = self.classes.get(function.class_stmt.node.name.value)
         return cls is not None and models.is_lightning_class(cls, self.classes)
 
-    @cached_property
-    def eval_passes(self) -> list["EvalPass"]:
-        """Forward passes of a model inside an evaluation loop over batches: the first
-        call per model in each outermost such loop. Loops that backpropagate are
-        training loops, whatever their names."""
-        out = []
-        for loop in self.loops:
-            if not self.is_batch_loop(loop):
-                continue
-            reason = f"loop over `{loop.iter_name}`" if self.is_eval_data_loop(loop) else self.eval_context(loop.stmt)
-            if reason is None or self.backprops_in(loop.stmt):
-                continue
-            if any(self.is_batch_loop(outer) and (self.is_eval_data_loop(outer) or self.eval_context(outer.stmt))
-                   for outer in self.enclosing_loops(loop.stmt)):
-                continue  # covered by the outer evaluation loop
-            seen = set()
-            for call, key, stmt in self.model_calls(loop.stmt):
-                if key not in seen:
-                    seen.add(key)
-                    out.append(EvalPass(loop, call, key, stmt, reason))
-        return out
+    @property
+    def eval_passes(self) -> list[EvalPass]:
+        """Forward passes in evaluation code (see `evaluation.Evaluation.eval_passes`)."""
+        return self.evaluation.eval_passes
 
     def called_from_training(self, stmt: Stmt) -> bool:
         """Is the function around `stmt` called from code that also trains?"""
@@ -264,7 +222,8 @@ class ModuleFacts:
         return False
 
     def no_grad_decorated(self, function: scopes.FunctionInfo) -> bool:
-        return any(d in loops.NO_GRAD for d in function.decorators)
+        # project wrappers such as yolov5's `@smart_inference_mode()` count by their name
+        return any(d in loops.NO_GRAD or loops.names_no_grad(d) for d in function.decorators)
 
     def grad_disabled(self, stmt: Stmt, _depth: int = 0) -> bool:
         """Are gradients off when this statement runs (with-block, decorator, a
@@ -468,6 +427,8 @@ class ModuleFacts:
                 state = mc[1]
         if seen and state is not True:
             return True  # eval() reached, or a non-literal train(flag): do not guess
+        if seen:
+            return False  # `model.train()` called right before: the callers' eval() is undone
         function = self.function_of(at)
         if function is None or _depth > 2:
             return False
@@ -573,7 +534,6 @@ class ModuleFacts:
         from . import shapes as shapes_facts
         return shapes_facts.ShapeFacts(self)
 
-
     # Losses (evallint/facts/losses.py) -------------------------------------------
     @cached_property
     def losses(self) -> list[_losses.LossInfo]:
@@ -614,6 +574,62 @@ class ModuleFacts:
     @cached_property
     def loss_calls(self) -> list[_losses.LossCall]:
         return _losses.collect_loss_calls(self.index.calls, self.qualify, self.loss_named)
+
+    # Evaluation passes (evaluation.py) -----------------------------------------------
+    @cached_property
+    def evaluation(self) -> Evaluation:
+        return Evaluation(self)
+
+    @property
+    def batch_loops(self) -> list[loops.LoopInfo]:
+        """`for` and `while` loops over batches (loaders, data, index slices)."""
+        return self.evaluation.batch_loops
+
+    def loops_around(self, stmt: Stmt) -> list[loops.LoopInfo]:
+        """`for` and `while` loops repeating `stmt`, innermost first."""
+        return self.evaluation.loops_around(stmt)
+
+    def trains(self, stmt: Stmt) -> bool:
+        return self.evaluation.trains(stmt)
+
+    def volatile_variable(self, stmt: Stmt) -> bool:
+        return self.evaluation.volatile_variable(stmt)
+
+    def sets_mode_inside(self, key: str, stmt: Stmt) -> bool:
+        return self.evaluation.sets_mode_inside(key, stmt)
+
+    # Where a dataset's samples go (splits.py) ---------------------------------------
+    def narrowed_before_use(self, name: str, binding: Stmt) -> bool:
+        return splits.narrowed_before_use(self, name, binding)
+
+    def only_peeked(self, name: str, binding: Stmt) -> bool:
+        return splits.only_peeked(self, name, binding)
+
+    def trained_on(self, name: str, binding: Stmt, exclude: Optional[Stmt] = None) -> bool:
+        return splits.trained_on(self, name, binding, exclude)
+
+    def loops_train_on(self, name: str, binding: Stmt) -> bool:
+        return splits.loops_train_on(self, name, binding)
+
+    def array_trained_whole(self, name: str, after: Stmt) -> bool:
+        return splits.array_trained_whole(self, name, after)
+
+    def reported_as_evaluation(self, loop: loops.LoopInfo) -> Optional[str]:
+        return splits.reported_as_evaluation(self, loop)
+
+    def trained_and_evaluated(self) -> list:
+        return splits.trained_and_evaluated(self)
+
+    def held_out_overlaps_training(self, eval_copy: data.Construction, constructions) -> Optional[str]:
+        return splits.held_out_overlaps_training(self, eval_copy, constructions)
+
+    # What metric numbers count (counts.py) ------------------------------------------
+    def is_batch_count(self, expr: cst.BaseExpression) -> bool:
+        return counts.is_batch_count(self, expr)
+
+    @cached_property
+    def labels_scaled_by_hundred(self) -> bool:
+        return counts.labels_scaled_by_hundred(self)
 
 
 def _looks_like_optimizer(name: str) -> bool:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import libcst as cst
 
-from .exprs import argument, literal_value, NOT_LITERAL, simple_assignment
+from .exprs import argument, dotted, literal_value, NOT_LITERAL, simple_assignment
 from .index import Stmt
 
 LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader",
@@ -47,7 +47,7 @@ def is_torchvision_dataset(callee: str) -> bool:
 def collect_constructions(statements, qualify, custom_dataset_classes: set[str]) -> list[Construction]:
     out = []
     for stmt in statements:
-        pair = simple_assignment(stmt.node)
+        pair = simple_assignment(stmt.node) or _attribute_assignment(stmt.node)
         if pair is None or not isinstance(pair[1], cst.Call):
             continue
         name, call = pair
@@ -64,6 +64,16 @@ def collect_constructions(statements, qualify, custom_dataset_classes: set[str])
             continue
         out.append(Construction(name, call, callee, stmt, kind))
     return out
+
+
+def _attribute_assignment(node):
+    """`self.test_set = MNIST(...)` -> ("self.test_set", call): a LightningDataModule's
+    `setup` keeps its datasets on attributes."""
+    if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Attribute):
+        name = dotted(node.targets[0].target)
+        if name is not None:
+            return name, node.value
+    return None
 
 
 def literal_args_key(call: cst.Call):

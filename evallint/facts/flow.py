@@ -73,6 +73,46 @@ def reads_after(index: ModuleIndex, name: str, after: Stmt) -> list[Stmt]:
     return out
 
 
+def reached_reads_after(index: ModuleIndex, name: str, after: Stmt) -> list[Stmt]:
+    """Statements after `after` in its scope that read the value `name` has when
+    `after` ends (reaching definitions): a read that follows a store on every path
+    from `after` to it (in any block: a later loop's `x = 0` reset included) reads
+    that store instead. Loop and `with` bodies are taken to run; `if`/`try`
+    branches may not. Notebook cells are one module in cell order, so this holds
+    across cells too."""
+    out = []
+    kills: list[Stmt] = []
+    for s in scope_statements(index, after):
+        if s.order <= after.end_order:
+            continue
+        if name in s.loads and not any(_runs_before_on_every_path(t, s) for t in kills):
+            out.append(s)
+        if name in s.stores:
+            kills.append(s)
+    return out
+
+
+def _runs_before_on_every_path(t: Stmt, s: Stmt) -> bool:
+    """Does `t` (earlier in source order) run on every path that reaches `s`?"""
+    chain = {id(x) for x in s.ancestors()}
+    chain.add(id(s))
+    node = t
+    while node.parent is not None and id(node.parent) not in chain:
+        parent = node.parent
+        if isinstance(parent.node, (cst.If, cst.Try, cst.TryStar, cst.Match)):
+            return False  # a branch that may not run
+        if isinstance(parent.node, (cst.For, cst.While)) and node.block is not parent.blocks.get("body"):
+            return False  # a loop's `else:` clause (skipped by `break`)
+        node = parent
+    if id(node) in chain:
+        return True  # `t` holds `s` (a loop header that binds the name)
+    common = node.parent
+    x = s
+    while x.parent is not common:
+        x = x.parent
+    return x.block is node.block
+
+
 def statements_in(stmt: Stmt, index: ModuleIndex) -> list[Stmt]:
     return index.statements[stmt.order + 1: stmt.end_order + 1]
 

@@ -55,6 +55,7 @@ class ModuleIndex:
         self.calls: list[tuple[cst.Call, Stmt]] = []
         self.binops: list[tuple[cst.BinaryOperation, Stmt]] = []
         self.top: list[Stmt] = []
+        self._bodies: dict[int, list[Stmt]] = {}
         self._build()
 
     # The traversal --------------------------------------------------------------
@@ -141,11 +142,18 @@ class ModuleIndex:
 
     def function_body(self, function: Optional[Stmt]) -> list[Stmt]:
         """All statements of a function (or the module's top level), in order,
-        not descending into nested functions or classes."""
-        if function is None:
-            return [s for s in self.statements if s.function is None and not _in_class(s)]
-        return [s for s in self.statements[function.order + 1: function.end_order + 1]
-                if s.function is function]
+        not descending into nested functions or classes. Memoised: flow queries ask
+        for the same scopes many times; callers must not modify the list."""
+        key = id(function)
+        body = self._bodies.get(key)
+        if body is None:
+            if function is None:
+                body = [s for s in self.statements if s.function is None and not _in_class(s)]
+            else:
+                body = [s for s in self.statements[function.order + 1: function.end_order + 1]
+                        if s.function is function]
+            self._bodies[key] = body
+        return body
 
 
 def _in_class(stmt: Stmt) -> bool:

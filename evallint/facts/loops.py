@@ -25,6 +25,15 @@ class LoopInfo:
         return self.stmt.node
 
     @property
+    def is_while(self) -> bool:
+        return isinstance(self.stmt.node, cst.While)
+
+    @property
+    def iter(self) -> Optional[cst.BaseExpression]:
+        """The iterable of a `for` loop (None for a `while` loop)."""
+        return None if self.is_while else self.stmt.node.iter
+
+    @property
     def body(self) -> list[Stmt]:
         return self.stmt.blocks.get("body", [])
 
@@ -44,13 +53,32 @@ def underlying_iterable(expr: cst.BaseExpression, qualify) -> Optional[str]:
 
 def make_loop(stmt: Stmt, qualify) -> LoopInfo:
     node = stmt.node
+    if isinstance(node, cst.While):
+        return LoopInfo(stmt, None, [])
     return LoopInfo(stmt, underlying_iterable(node.iter, qualify), target_names(node.target))
+
+
+def in_loop_body(stmt: Stmt, loop_stmt: Stmt) -> bool:
+    """Is `stmt` (nested in `loop_stmt`) in the repeated body, not in its `else:`
+    clause, which runs once after the loop?"""
+    child = stmt
+    for a in stmt.ancestors():
+        if a is loop_stmt:
+            return child.block is loop_stmt.blocks.get("body")
+        child = a
+    return False
 
 
 # no_grad-like context managers and decorators, qualified.
 NO_GRAD = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad",
            "torch.autograd.grad_mode.no_grad", "torch.autograd.inference_mode"}
 SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
+
+
+def names_no_grad(decorator: str) -> bool:
+    """A decorator named like a gradient switch-off (`smart_inference_mode`, `no_grad`)."""
+    short = decorator.rsplit(".", 1)[-1].lower()
+    return short.endswith(("no_grad", "inference_mode", "nograd"))
 
 
 def is_no_grad_item(expr: cst.BaseExpression, qualify) -> bool:

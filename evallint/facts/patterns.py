@@ -23,7 +23,7 @@ DEFAULTS = {
     "loader-pattern": r"(?:loader|dl|dataloader|batches|batch_iter|iterator|generator|data_iter)\d*$|^(?:loader|dl)",
 }
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # NNTest -> nn_test
 
 
 def snake(name: str) -> str:
