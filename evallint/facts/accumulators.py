@@ -398,3 +398,15 @@ def _graph_expression(analysis, expr, stmt, loop) -> bool:
     if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in ("float", "int"):
         return False
     return any(isinstance(n, cst.Call) and id(n) in analysis._loss_call_stmts for n in walk(expr))
+
+
+def loop_loader(facts, loop: LoopInfo):
+    """(iterates a loader?, its LoaderInfo or None). A loop over a dataset or a list
+    yields samples, not batches."""
+    name = loop.iter_name
+    if name is None:
+        return False, None
+    info = facts.loader_info(name, loop.stmt)
+    if info is not None:
+        return info.batches_len, info
+    return is_loader_name(name), None
