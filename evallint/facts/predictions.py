@@ -7,6 +7,7 @@ module applies to that model's outputs.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -111,3 +112,32 @@ def _calls_any(facts, stmt, names) -> bool:
     return any(last_part(facts.qualify(c.func) or "") in names or
                (isinstance(c.func, cst.Attribute) and c.func.attr.value in names)
                for c, _ in facts.calls_within(stmt))
+
+
+_LABEL_NAME = re.compile(r"^(?:y|ys|labels?|targets?|gts?|y_true|y_batch|label_batch|target_batch)$"
+                         r"|_(?:labels?|targets?)$|^(?:labels?|targets?)_")
+_LABEL_PEEL = {"to", "cuda", "cpu", "long", "float", "view", "view_as", "squeeze", "reshape", "flatten", "int"}
+
+
+def is_label(facts, expr, loop) -> bool:
+    """A batch's ground-truth labels: a loop target other than the inputs (`y` in
+    `for x, y in loader`), `data.y`, or a name that says so (`labels`, `targets`)."""
+    for _ in range(4):
+        mc = method_call(expr)
+        if mc is not None and mc[1] in _LABEL_PEEL:
+            expr = mc[0]
+            continue
+        break
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "y":
+        return True
+    if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Name) and loop is not None \
+            and expr.value.value in loop.targets and len(expr.slice) == 1 \
+            and isinstance(expr.slice[0].slice, cst.Index):
+        key = expr.slice[0].slice.value
+        return isinstance(key, cst.SimpleString) and _LABEL_NAME.search(key.evaluated_value or "") is not None
+    if not isinstance(expr, cst.Name):
+        return False
+    if loop is not None and expr.value in loop.targets[1:] and len(loop.targets) >= 2 \
+            and expr.value != loop.targets[0]:
+        return bool(_LABEL_NAME.search(expr.value)) or expr.value == loop.targets[-1]
+    return bool(_LABEL_NAME.search(expr.value))
