@@ -369,18 +369,18 @@ def _loss_value(loss, _metric) -> Value:
 
 def carries_graph(facts, expr: cst.BaseExpression, stmt: Stmt, loop: LoopInfo) -> Optional[str]:
     """If `expr` is a loss tensor that still holds its autograd graph when `stmt` runs,
-    the name it is `.backward()`-ed under: a loss call result (or a name bound to one in
-    the loop), not `.item()`/`.detach()`/`.data`, outside `no_grad`, and backpropagated
-    in the same loop (proof that it requires grad)."""
-    if facts.grad_disabled(stmt):
+    its name: a plain name that is `.backward()`-ed in the same loop (proof that it
+    requires grad), whose binding in the loop is not `.item()`/`.detach()`/`.data`, and
+    that is added outside `no_grad`."""
+    if not isinstance(expr, cst.Name) or facts.grad_disabled(stmt):
         return None
-    analysis = facts.accumulator_analysis
-    name = expr.value if isinstance(expr, cst.Name) else None
-    if name is None:
+    name = expr.value
+    bound = facts.accumulator_analysis._loop_binding(name, stmt, loop)
+    if bound is not None and not _keeps_graph(bound):
         return None
-    bound = analysis._loop_binding(name, stmt, loop)
-    if bound is None or not _graph_expression(analysis, bound, stmt, loop):
-        return None
+    binding = last_assignment_before(facts.index, name, stmt)
+    if binding is None or not loop.stmt.contains(binding):
+        return None  # not computed in this loop
     for call, s in facts.calls_within(loop.stmt):
         mc = method_call(call)
         if mc is not None and mc[1] == "backward" and isinstance(mc[0], cst.Name) and mc[0].value == name:
@@ -388,8 +388,8 @@ def carries_graph(facts, expr: cst.BaseExpression, stmt: Stmt, loop: LoopInfo) -
     return None
 
 
-def _graph_expression(analysis, expr, stmt, loop) -> bool:
-    """A loss computation whose outermost operation keeps the graph."""
+def _keeps_graph(expr) -> bool:
+    """False when the outermost operation drops the graph (`.item()`, `.detach()`, ...)."""
     mc = method_call(expr)
     if mc is not None and mc[1] in ("item", "detach", "tolist", "numpy"):
         return False
@@ -397,7 +397,7 @@ def _graph_expression(analysis, expr, stmt, loop) -> bool:
         return False
     if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value in ("float", "int"):
         return False
-    return any(isinstance(n, cst.Call) and id(n) in analysis._loss_call_stmts for n in walk(expr))
+    return number(expr) is None
 
 
 def loop_loader(facts, loop: LoopInfo):
