@@ -79,7 +79,7 @@ class TensorAccumulator(Rule):
         if not facts.uses_torch:
             return
         for acc in facts.accumulators:
-            if backpropagated(facts, acc.name, acc.loop.stmt):
+            if backpropagated(facts, acc.name, acc.loop.stmt) or self._deliberate_window(facts, acc):
                 continue
             for stmt, value in zip(acc.updates, acc.values):
                 loss_name = carries_graph(facts, value, stmt, acc.loop)
@@ -91,6 +91,27 @@ class TensorAccumulator(Rule):
                                    Change(value, cst.parse_expression(f"{loss_name}.item()")))
                 yield Finding(value, f"`{acc.name} += {loss_name}` adds the loss tensor with its autograd graph: "
                                      f"every batch's graph stays in memory; add `{loss_name}.item()`", fix)
+
+    @staticmethod
+    def _deliberate_window(facts, acc) -> bool:
+        """A total kept on the device on purpose: converted explicitly (`.item()`,
+        `float()`) and reset inside the loop, every logging or optimizer step; only a
+        few graphs are alive at once (torchtune's recipes do this to avoid a sync)."""
+        inside = facts.index.statements[acc.loop.stmt.order + 1: acc.loop.stmt.end_order + 1]
+        updates = {id(u) for u in acc.updates}
+        reset = any(acc.name in s.stores and id(s) not in updates and not isinstance(s.node, cst.AugAssign)
+                    for s in inside)
+        if not reset:
+            return False
+        for s in inside:
+            for call in s.calls:
+                mc = method_call(call)
+                if mc is not None and mc[1] in ("item", "detach") and acc.name in names_in(mc[0]):
+                    return True
+                if isinstance(call.func, cst.Name) and call.func.value == "float" and call.args \
+                        and acc.name in names_in(call.args[0].value):
+                    return True
+        return False
 
     @staticmethod
     def _only_reported(facts, acc) -> bool:
@@ -164,6 +185,20 @@ class TensorAccumulator(Rule):
                 loss = criterion(model(x), y)
                 total += loss
         print(total / len(val_loader))
+        """,
+        # kept on the device on purpose, converted and reset every optimizer step
+        """
+        import torch
+        running_loss = 0
+        for idx, batch in enumerate(train_dataloader):
+            loss = self._loss_fn(self._model(batch["tokens"]), batch["labels"])
+            loss = loss / accumulation_steps
+            running_loss += loss
+            loss.backward()
+            if (idx + 1) % accumulation_steps == 0:
+                optimizer.step()
+                log({"loss": running_loss.item()})
+                running_loss = 0
         """,
         # detached
         """
