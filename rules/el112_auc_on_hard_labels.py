@@ -120,7 +120,7 @@ class AucOnHardLabels(Rule):
                 expr = expr.with_changes(lpar=(), rpar=())
                 continue
             break
-        if isinstance(expr, cst.Name) and depth < 2:
+        if isinstance(expr, cst.Name) and depth < 4:
             return self._hard_name(facts, expr.value, at, depth)
         return None
 
