@@ -140,13 +140,23 @@ def _call_name(node: cst.Call) -> str:
     return f.attr.value if isinstance(f, cst.Attribute) else (f.value if isinstance(f, cst.Name) else "")
 
 
-def comparison_kind(expr: cst.BaseExpression) -> Optional[str]:
-    """COUNT for a summed `==` comparison, BATCH_MEAN for its mean, else None."""
+def _is_equality(node) -> bool:
+    return isinstance(node, cst.Comparison) and any(isinstance(c.operator, cst.Equal) for c in node.comparisons)
+
+
+def comparison_kind(expr: cst.BaseExpression, resolve=None) -> Optional[str]:
+    """COUNT for a summed `==` comparison, BATCH_MEAN for its mean, else None.
+    `resolve(name)` gives what a name is bound to (`equals = top_class == labels`)."""
     has_eq = False
     calls = set()
     for node in walk(expr):
-        if isinstance(node, cst.Comparison) and any(isinstance(c.operator, cst.Equal) for c in node.comparisons):
+        if _is_equality(node):
             has_eq = True
+        elif isinstance(node, cst.Name) and resolve is not None:
+            bound = resolve(node.value)
+            if bound is not None and (_is_equality(peel(bound)) or
+                                      (isinstance(bound, cst.Call) and _call_name(bound) == "eq")):
+                has_eq = True
         elif isinstance(node, cst.Call):
             name = _call_name(node)
             calls.add(name)
@@ -245,7 +255,7 @@ class AccumulatorAnalysis:
             if comparison_kind(expr.left) == COUNT and is_sample_count(expr.right):
                 return Value(BATCH_MEAN, "accuracy")
             return Value(None)
-        cmp = comparison_kind(expr)
+        cmp = comparison_kind(expr, lambda n: self._loop_binding(n, stmt, loop))
         if cmp == COUNT:
             return Value(COUNT)
         if cmp == BATCH_MEAN:
