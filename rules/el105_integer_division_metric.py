@@ -13,8 +13,11 @@ from evallint.rule import Change, Finding, Invalid, Rule
 
 _COUNT_NAME = re.compile(r"(?:^|_)(?:n_?)?(?:correct|corrects|hits?|matches|tp|tps|true_pos|agree|agreements)"
                          r"(?:_|$)|^(?:num|n|total|running|epoch|test|val|train)_?correct", re.I)
-_TOTAL_NAME = re.compile(r"(?:^|_)(?:total|totals|samples|examples|instances|seen|count|size|len|length|n|num)(?:_|$)"
-                         r"|^n_?(?:samples|total|examples|seen)|^total", re.I)
+_TOTAL_NAME = re.compile(r"(?:^|_)(?:total|totals|samples|examples|instances|seen|batch_size)(?:_|$)"
+                         r"|^n_?(?:samples|total|examples|seen)|^total|^n$", re.I)
+# What `len()` of counts samples: labels, predictions, a dataset (not a list of groups).
+_SAMPLES_OF = re.compile(r"(?:^|_)(?:y|ys|labels?|targets?|data|dataset|ds|set|samples?|examples?|preds?|"
+                         r"predictions?|outputs?|x|inputs?|images?)(?:_|$)|dataset$|set$", re.I)
 
 
 def _name(expr) -> str:
@@ -106,6 +109,11 @@ class IntegerDivisionMetric(Rule):
         is_count = _name(left) in counts or comparison_kind(inner) == COUNT or bool(_COUNT_NAME.search(_name(left)))
         if not is_count:
             return False
+        inner_right = peel(right)
+        if isinstance(inner_right, cst.Call) and isinstance(inner_right.func, cst.Name) \
+                and inner_right.func.value == "len" and len(inner_right.args) == 1:
+            of = dotted(inner_right.args[0].value) or ""
+            return bool(_SAMPLES_OF.search(last_part(of))) or of.endswith(".dataset")
         return _name(right) in totals or is_sample_count(right) or bool(_TOTAL_NAME.search(_name(right)))
 
     VALID = [
@@ -131,6 +139,12 @@ class IntegerDivisionMetric(Rule):
         import torch
         n_batches = total // batch_size
         half = len(dataset) // 2
+        """,
+        # spreading a count over groups is integer arithmetic, not a ratio
+        """
+        import numpy as np
+        correct_base = correct // len(kp_list)
+        n_correct = n_correct // len(all_highway_exits)
         """,
         # floor division by a literal
         """

@@ -123,8 +123,8 @@ class ArgmaxWrongDim(Rule):
                 continue
             loop = loops[0]
             is_loader, info = loop_loader(facts, loop)
-            if info is not None and info.batch_size == 1:
-                continue
+            if not is_loader or (info is not None and info.batch_size == 1):
+                continue  # a loop over arrays or a dataset yields single samples
             if not _compared_label(facts, self._prediction(call, stmt, kind), stmt, loop):
                 continue
             if dim is None:
@@ -187,6 +187,14 @@ class ArgmaxWrongDim(Rule):
             confidence = out.max()
             _, predicted = torch.max(out, 1)
             correct += (predicted == y).sum().item()
+        """,
+        # a loop over single samples: dim 0 is the class axis
+        """
+        import torch
+        for i, (inputs, labels) in enumerate(zip(X_test, y_test)):
+            outputs = net(torch.Tensor(inputs))
+            _, predicted = torch.max(outputs.data, 0)
+            correct += int(predicted == labels)
         """,
         # argmax over an unbatched output outside a batch loop
         """

@@ -56,11 +56,12 @@ class MeanOfBatchMeans(Rule):
             is_loader, info = loop_loader(facts, acc.loop)
             if not is_loader or (info is not None and (info.drop_last is True or info.batch_size == 1)):
                 continue
-            for div in facts.divisions_of(acc):
-                if div.by == BY_BATCHES:
-                    yield Finding(div.denominator,
-                                  f"`{acc.name}` averages per-batch accuracies, so the short last batch weighs "
-                                  f"as much as a full one; count correct predictions and samples instead")
+            if any(div.by == BY_BATCHES for div in facts.divisions_of(acc)):
+                # Reported where the per-batch mean is added: that is what has to change.
+                yield Finding(acc.values[0],
+                              f"`{acc.name}` adds up per-batch accuracies and is averaged over batches, so the "
+                              f"short last batch weighs as much as a full one; count correct predictions and "
+                              f"samples instead")
 
     VALID = [
         # counts divided once
@@ -111,7 +112,7 @@ class MeanOfBatchMeans(Rule):
                     acc_sum += (model(x).argmax(1) == y).float().mean().item()
             print(acc_sum / len(val_loader))
             """,
-            line=6, column=17,
+            line=5, column=20,
         ),
         # per-batch ratio through a name, averaged by an enumerate index
         Invalid(
@@ -124,6 +125,6 @@ class MeanOfBatchMeans(Rule):
                 running_acc += batch_acc
                 print(f"acc so far {running_acc / (i + 1):.3f}")
             """,
-            line=7, column=39,
+            line=6, column=20,
         ),
     ]

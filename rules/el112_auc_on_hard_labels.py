@@ -18,7 +18,26 @@ _CONVERSIONS = {"cpu", "numpy", "detach", "tolist", "ravel", "flatten", "squeeze
                 "float", "view", "reshape", "to"}
 _HARD_METHODS = {"argmax", "round"}
 _HARD_FUNCS = {"torch.argmax", "numpy.argmax", "torch.round", "numpy.round", "numpy.rint"}
-_ESTIMATOR_PREFIXES = ("sklearn.", "xgboost.", "lightgbm.", "catboost.")
+_ESTIMATOR_PREFIXES = ("sklearn.", "xgboost.", "lightgbm.", "catboost.", "flaml.")
+
+
+def _factory_result(facts, call: cst.Call) -> Optional[cst.Call]:
+    """`get_model()` of an in-file function that returns `LGBMClassifier(...)` (directly
+    or through one local name) -> that constructor call."""
+    name = dotted(call.func)
+    functions = facts.functions.get(name or "", [])
+    if len(functions) != 1 or functions[0].is_method:
+        return None
+    body = scope_statements(facts.index, facts.index.statements[functions[0].stmt.order + 1]) \
+        if functions[0].stmt.end_order > functions[0].stmt.order else []
+    returns = [s for s in body if isinstance(s.node, cst.Return) and s.node.value is not None]
+    if len(returns) != 1:
+        return None
+    value = returns[0].node.value
+    if isinstance(value, cst.Name):
+        s = last_assignment_before(facts.index, value.value, returns[0])
+        value = value_assigned(s.node, value.value) if s is not None else None
+    return value if isinstance(value, cst.Call) else None
 
 
 def _max_indices_target(facts, node, name) -> bool:
@@ -159,6 +178,7 @@ class AucOnHardLabels(Rule):
                 break
         if not isinstance(value, cst.Call):
             return False
+        value = _factory_result(facts, value) or value  # model = get_model()
         callee = facts.qualify(value.func) or ""
         if callee.startswith(("sklearn.calibration.CalibratedClassifierCV",)):
             return True
@@ -211,6 +231,21 @@ class AucOnHardLabels(Rule):
             print("AUC", roc_auc_score(y_test, clf.predict(X_test)))
             """,
             line=5, column=14,
+        ),
+        # the estimator comes from an in-file factory
+        Invalid(
+            """
+            from lightgbm import LGBMClassifier
+            from sklearn.metrics import roc_auc_score
+            def get_model():
+                classifier = LGBMClassifier(num_leaves=31)
+                return classifier
+            model = get_model()
+            model.fit(X_train, y_train)
+            y_pred = model.predict(X_test)
+            print(roc_auc_score(y_test, y_pred))
+            """,
+            line=9, column=7,
         ),
         # hard labels collected in a list
         Invalid(

@@ -72,7 +72,7 @@ class CompareLogitsToLabels(Rule):
                     if not (out.scores or multiclass):
                         continue
                     fix = None
-                    if multiclass:
+                    if multiclass and not _has_numpy(side):  # numpy's argmax takes axis=, not dim=
                         fix = self.fix(Applicability.UNSAFE, "Compare the predicted classes, `argmax(dim=1)`",
                                        Change(side, _argmax(side)))
                     yield Finding(side, "The model's raw scores are compared with class labels: floats never equal "
@@ -219,6 +219,10 @@ class CompareLogitsToLabels(Rule):
             line=9, column=12,
         ),
     ]
+
+
+def _has_numpy(expr) -> bool:
+    return any(isinstance(n, cst.Attribute) and n.attr.value == "numpy" for n in walk(expr))
 
 
 def _base_is(expr, name: str) -> bool:

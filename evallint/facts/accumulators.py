@@ -304,6 +304,10 @@ class AccumulatorAnalysis:
             c = facts.construction(inner, stmt)
             if c is not None and c.kind != "loader":
                 return BY_SAMPLES, None
+            if "." not in inner and any(isinstance(l.dataset_expr(), cst.Name) and l.dataset_expr().value == inner
+                                        and l.stmt.function is stmt.function
+                                        for l in facts.constructions if l.kind == "loader"):
+                return BY_SAMPLES, None  # the dataset a loader is built from
             if _is_dataset_name(inner):
                 return BY_SAMPLES, None
             return None, None

@@ -18,7 +18,7 @@ from .flow import last_assignment_before
 
 # Methods that change an output's shape or device, not its values.
 _SAME_VALUES = {"squeeze", "view", "reshape", "flatten", "float", "double", "contiguous", "cpu",
-                "detach", "to", "cuda", "unsqueeze", "view_as", "reshape_as", "clone"}
+                "detach", "to", "cuda", "unsqueeze", "view_as", "reshape_as", "clone", "numpy"}
 _MULTICLASS = {"CrossEntropyLoss", "NLLLoss", "cross_entropy", "nll_loss", "MultiMarginLoss", "multi_margin_loss"}
 _BINARY = {"BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BCELoss", "binary_cross_entropy",
            "MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss"}
@@ -116,7 +116,8 @@ def _calls_any(facts, stmt, names) -> bool:
 
 _LABEL_NAME = re.compile(r"^(?:y|ys|labels?|targets?|gts?|y_true|y_batch|label_batch|target_batch)$"
                          r"|_(?:labels?|targets?)$|^(?:labels?|targets?)_")
-_LABEL_PEEL = {"to", "cuda", "cpu", "long", "float", "view", "view_as", "squeeze", "reshape", "flatten", "int"}
+_LABEL_PEEL = {"to", "cuda", "cpu", "long", "float", "view", "view_as", "squeeze", "reshape", "flatten", "int",
+               "numpy", "detach"}
 
 
 def is_label(facts, expr, loop) -> bool:
