@@ -53,9 +53,10 @@ class CompareLogitsToLabels(Rule):
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
             return
+        outputs, forward_stmts = self._output_names(facts)
         for stmt in facts.statements:
-            if isinstance(stmt.node, _COMPOUND):
-                continue
+            if isinstance(stmt.node, _COMPOUND) or not (outputs & stmt.loads or id(stmt) in forward_stmts):
+                continue  # only statements that touch a model's output are walked
             loops = [l for l in facts.enclosing_loops(stmt) if facts.is_batch_loop(l)]
             loop = loops[0] if loops else None
             for node in walk(stmt.node):
@@ -78,6 +79,17 @@ class CompareLogitsToLabels(Rule):
                     yield Finding(side, "The model's raw scores are compared with class labels: floats never equal "
                                         "class ids; compare `argmax(dim=1)` (or a thresholded output)", fix)
                     break
+
+    @staticmethod
+    def _output_names(facts):
+        """Names bound to a forward pass, and the statements that run one."""
+        names, stmts = set(), set()
+        for call, stmt in facts.index.calls:
+            if facts.model_key(call) is None:
+                continue
+            stmts.add(id(stmt))
+            names |= stmt.stores
+        return names, stmts
 
     @staticmethod
     def _compared(node):
