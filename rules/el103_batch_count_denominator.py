@@ -60,7 +60,7 @@ class BatchCountDenominator(Rule):
     summary = "A sample count divided by the number of batches (`len(loader)`)."
     severity = Severity.ERROR
     fixable = Applicability.UNSAFE
-    tokens = (("len", "+="), TORCH_TOKENS)
+    tokens = (("/",), TORCH_TOKENS)
     replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):

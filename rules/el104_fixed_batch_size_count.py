@@ -65,7 +65,7 @@ class FixedBatchSizeCount(Rule):
     summary = "`total += batch_size` counts a full batch for the short last batch too."
     severity = Severity.WARNING
     fixable = Applicability.SAFE
-    tokens = (("batch_size", "bs", "BATCH"), TORCH_TOKENS)
+    tokens = (("batch", "Batch", "BATCH", "bs", "b_size"), TORCH_TOKENS)
     replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):

@@ -85,8 +85,8 @@ class IntegerDivisionMetric(Rule):
 
     @staticmethod
     def _message(left, right) -> str:
-        return (f"Floor division `//` of a count by a total is 0 unless every prediction is right; "
-                f"use `/` for the ratio")
+        return ("Floor division `//` of a count by a total is 0 unless every prediction is right; "
+                "use `/` for the ratio")
 
     @staticmethod
     def _accumulated(facts):

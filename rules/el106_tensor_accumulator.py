@@ -6,7 +6,7 @@ import libcst as cst
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import TORCH_TOKENS, ModuleFacts
 from evallint.facts.accumulators import carries_graph
-from evallint.facts.exprs import dotted, last_part, method_call, number, value_assigned
+from evallint.facts.exprs import dotted, last_part, method_call, number
 from evallint.facts.flow import scope_statements
 from evallint.facts.walk import names_in, walk
 from evallint.rule import Change, Finding, Invalid, Rule

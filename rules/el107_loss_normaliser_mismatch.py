@@ -57,7 +57,7 @@ class LossNormaliserMismatch(Rule):
     summary = "Mean-reduced losses divided by samples, or sum-reduced losses by batches."
     severity = Severity.ERROR
     fixable = Applicability.UNSAFE
-    tokens = (("Loss", "loss"), TORCH_TOKENS)
+    tokens = (("/",), TORCH_TOKENS)
     replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):

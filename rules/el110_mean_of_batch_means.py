@@ -43,7 +43,7 @@ class MeanOfBatchMeans(Rule):
     summary = "An accuracy averaged over batches over-weights the short last batch."
     severity = Severity.INFO
     fixable = None
-    tokens = (("mean", "/", "accuracy"), TORCH_TOKENS)
+    tokens = (("/",), TORCH_TOKENS)
     replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):

@@ -47,7 +47,7 @@ class CompareLogitsToLabels(Rule):
     summary = "Raw model scores compared with class labels (no argmax/threshold)."
     severity = Severity.ERROR
     fixable = Applicability.UNSAFE
-    tokens = (("==", ".eq("), TORCH_TOKENS)
+    tokens = (("==", "eq"), TORCH_TOKENS)
     replay_probe = "metric"
 
     def check(self, facts: ModuleFacts):

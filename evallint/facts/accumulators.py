@@ -204,7 +204,8 @@ class AccumulatorAnalysis:
         return list(found.values())
 
     # What is added -------------------------------------------------------------------
-    def _loop_binding(self, name: str, stmt: Stmt, loop: LoopInfo) -> Optional[cst.BaseExpression]:
+    def loop_binding(self, name: str, stmt: Stmt, loop: LoopInfo) -> Optional[cst.BaseExpression]:
+        """The value `name` was last given inside the loop before `stmt`, if any."""
         s = last_assignment_before(self.facts.index, name, stmt)
         if s is None or not loop.stmt.contains(s):
             return None
@@ -216,7 +217,7 @@ class AccumulatorAnalysis:
         if isinstance(expr, cst.Call) and id(expr) in self._loss_call_stmts:
             return self._loss_call_stmts[id(expr)]
         if isinstance(expr, cst.Name) and depth < 2:
-            bound = self._loop_binding(expr.value, stmt, loop)
+            bound = self.loop_binding(expr.value, stmt, loop)
             if bound is not None:
                 return self.loss_of(bound, stmt, loop, depth + 1)
         return None
@@ -231,14 +232,14 @@ class AccumulatorAnalysis:
         if isinstance(expr, cst.Attribute) and expr.attr.value == "batch_size":
             return Value(BATCH_SIZE)
         if isinstance(expr, cst.Name):
-            bound = self._loop_binding(expr.value, stmt, loop)
+            bound = self.loop_binding(expr.value, stmt, loop)
             if bound is not None:
                 return self.value_kind(bound, stmt, loop, depth + 1) if depth < 2 else Value(None)
             if expr.value not in loop.targets and _is_batch_size_name(self.facts, expr.value, loop.stmt):
                 return Value(BATCH_SIZE)
         loss = self.loss_of(raw, stmt, loop)
         if loss is not None:
-            return _loss_value(loss.loss, None)
+            return _loss_value(loss.loss)
         mc = method_call(expr)
         if mc is not None and mc[1] in ("sum", "mean") and not expr.args:
             inner = self.loss_of(mc[0], stmt, loop)
@@ -255,7 +256,7 @@ class AccumulatorAnalysis:
             if comparison_kind(expr.left) == COUNT and is_sample_count(expr.right):
                 return Value(BATCH_MEAN, "accuracy")
             return Value(None)
-        cmp = comparison_kind(expr, lambda n: self._loop_binding(n, stmt, loop))
+        cmp = comparison_kind(expr, lambda n: self.loop_binding(n, stmt, loop))
         if cmp == COUNT:
             return Value(COUNT)
         if cmp == BATCH_MEAN:
@@ -373,7 +374,7 @@ def _is_batch_size_name(facts, name: str, at: Stmt) -> bool:
     return v is not None and (number(v) is not None or isinstance(v, (cst.Attribute, cst.Name)))
 
 
-def _loss_value(loss, _metric) -> Value:
+def _loss_value(loss) -> Value:
     if loss.reduction == "mean":
         return Value(BATCH_MEAN, "loss", loss)
     if loss.reduction == "sum":
@@ -389,7 +390,7 @@ def carries_graph(facts, expr: cst.BaseExpression, stmt: Stmt, loop: LoopInfo) -
     if not isinstance(expr, cst.Name) or facts.grad_disabled(stmt):
         return None
     name = expr.value
-    bound = facts.accumulator_analysis._loop_binding(name, stmt, loop)
+    bound = facts.accumulator_analysis.loop_binding(name, stmt, loop)
     if bound is not None and not _keeps_graph(bound):
         return None
     binding = last_assignment_before(facts.index, name, stmt)
