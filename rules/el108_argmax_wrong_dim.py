@@ -8,7 +8,7 @@ from evallint.facts import TORCH_TOKENS, ModuleFacts
 from evallint.facts.accumulators import loop_loader
 from evallint.facts.exprs import argument, keyword, method_call, number
 from evallint.facts.predictions import is_label
-from evallint.facts.walk import walk
+from evallint.facts.walk import own_expressions
 from evallint.rule import Change, Finding, Invalid, Rule
 
 
@@ -50,9 +50,7 @@ def _compared_label(facts, expr_or_name, stmt, loop) -> bool:
 
 
 def _nodes(stmt):
-    if isinstance(stmt.node, (cst.For, cst.While, cst.If, cst.With, cst.FunctionDef, cst.ClassDef, cst.Try)):
-        return []
-    return walk(stmt.node)
+    return own_expressions(stmt.node)
 
 
 def _is(target, node) -> bool:
@@ -222,6 +220,28 @@ class ArgmaxWrongDim(Rule):
                 for x, y in test_loader:
                     pred = model(x).argmax(dim=1)
                     correct += (pred == y).sum().item()
+            """,
+        ),
+        # compared in a loop header
+        Invalid(
+            """
+            import torch
+            accuracy = 0
+            for i, (images, labels) in enumerate(val_loader):
+                outputs = model(images)
+                for hit in torch.argmax(outputs) == labels:
+                    if hit:
+                        accuracy += 1
+            """,
+            line=5, column=16,
+            fixed="""
+            import torch
+            accuracy = 0
+            for i, (images, labels) in enumerate(val_loader):
+                outputs = model(images)
+                for hit in torch.argmax(outputs, dim=1) == labels:
+                    if hit:
+                        accuracy += 1
             """,
         ),
         # torch.max over dim 0: explained

@@ -7,11 +7,8 @@ from evallint.diagnostic import Applicability, Severity
 from evallint.facts import TORCH_TOKENS, ModuleFacts
 from evallint.facts.exprs import argument, method_call, number
 from evallint.facts.predictions import is_label
-from evallint.facts.walk import walk
+from evallint.facts.walk import own_expressions, walk
 from evallint.rule import Change, Finding, Invalid, Rule
-
-_COMPOUND = (cst.For, cst.While, cst.If, cst.With, cst.FunctionDef, cst.ClassDef, cst.Try)
-
 
 class CompareLogitsToLabels(Rule):
     """
@@ -55,11 +52,11 @@ class CompareLogitsToLabels(Rule):
             return
         outputs, forward_stmts = self._output_names(facts)
         for stmt in facts.statements:
-            if isinstance(stmt.node, _COMPOUND) or not (outputs & stmt.loads or id(stmt) in forward_stmts):
+            if not (outputs & stmt.loads or id(stmt) in forward_stmts):
                 continue  # only statements that touch a model's output are walked
             loops = [l for l in facts.enclosing_loops(stmt) if facts.is_batch_loop(l)]
             loop = loops[0] if loops else None
-            for node in walk(stmt.node):
+            for node in own_expressions(stmt.node):
                 pair = self._compared(node)
                 if pair is None:
                     continue
