@@ -16,6 +16,7 @@ from . import counts, data, flow, loops, losses as _losses, models, scopes, spli
 from . import lightning as lightning_facts
 from . import metrics as metric_facts
 from .evaluation import EvalPass, Evaluation
+from . import accumulators as _accumulators, loaders as _loaders, predictions as _predictions
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
@@ -630,6 +631,57 @@ class ModuleFacts:
     @cached_property
     def labels_scaled_by_hundred(self) -> bool:
         return counts.labels_scaled_by_hundred(self)
+
+
+    # Loaders (evallint/facts/loaders.py) -----------------------------------------
+    def loader_info(self, name: str, at: Stmt, _depth: int = 0) -> Optional[_loaders.LoaderInfo]:
+        """The DataLoader bound to `name` where `at` runs (through in-file callers for a
+        parameter); None when it cannot be told or callers disagree."""
+        function = self.function_of(at)
+        if function is not None and name in function.params:
+            if _depth > 2:
+                return None
+            infos = []
+            for site in self.call_sites(function):
+                arg = _argument_for(function, name, site.call)
+                infos.append(self.loader_info(arg.value, site.stmt, _depth + 1) if isinstance(arg, cst.Name) else None)
+            if not infos or any(i is None for i in infos):
+                return None
+            keys = {(i.batch_size, i.drop_last, i.has_sampler, i.batches_len) for i in infos}
+            return infos[0] if len(keys) == 1 else None
+        c = self.construction(name, at, kind="loader")
+        if c is None and function is not None and not any(name in s.stores for s in flow.scope_statements(self.index, at)):
+            module_level = [x for x in self.constructions if x.name == name and x.kind == "loader"
+                            and x.stmt.function is None]
+            c = module_level[0] if len(module_level) == 1 else None  # a global built after the def
+        if c is None:
+            return None
+        return _loaders.describe(c, lambda n: flow.assigned_value(self.index, n, c.stmt))
+
+
+    # Accumulators (evallint/facts/accumulators.py) -------------------------------
+    @cached_property
+    def accumulator_analysis(self) -> "_accumulators.AccumulatorAnalysis":
+        return _accumulators.AccumulatorAnalysis(self)
+
+    @cached_property
+    def accumulators(self) -> list[_accumulators.Accumulator]:
+        """`name += value` in a batch loop, grouped per (loop, name), with what is added."""
+        return self.accumulator_analysis.collect()
+
+    def divisions_of(self, acc: _accumulators.Accumulator) -> list[_accumulators.Division]:
+        """Where an accumulator is divided (after its first update), and by what."""
+        return self.accumulator_analysis.divisions(acc)
+
+    # Model outputs (evallint/facts/predictions.py) -------------------------------
+    def model_output(self, expr: cst.BaseExpression, at: Stmt) -> Optional[_predictions.Output]:
+        """If `expr` is a model's raw output (`model(x)`, or a name bound to it, through
+        shape-only reshapes), which model and how it is trained."""
+        return _predictions.model_output(self, expr, at)
+
+    @cached_property
+    def model_losses(self) -> dict[str, list[_losses.LossInfo]]:
+        return _predictions.losses_by_model(self)
 
 
 def _looks_like_optimizer(name: str) -> bool:

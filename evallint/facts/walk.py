@@ -67,3 +67,14 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 def names_in(node: cst.CSTNode) -> set[str]:
     return {n.value for n in walk(node) if isinstance(n, cst.Name)}
+
+
+def own_expressions(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """The nodes of a statement's own expressions: a small statement whole, only the
+    header of a compound one (`for ... in <iter>`, `if <test>`, `while <test>`)."""
+    if isinstance(node, cst.For):
+        yield from walk(node.iter)
+    elif isinstance(node, (cst.If, cst.While)):
+        yield from walk(node.test)
+    elif not isinstance(node, cst.BaseCompoundStatement):
+        yield from walk(node)
