@@ -501,6 +501,19 @@ class ModuleFacts:
             found = c
         return found
 
+    # Epoch loops, selection and transforms (topic modules) -------------------------
+    @cached_property
+    def mode_leaks(self):
+        """`model.eval()` in a loop that a later training step reaches without train()."""
+        from . import epochs
+        return epochs.mode_leaks(self)
+
+    @cached_property
+    def eval_optimizer_steps(self):
+        """`optimizer.step()` inside evaluation loops (training on evaluation data)."""
+        from . import epochs
+        return epochs.eval_optimizer_steps(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()
@@ -541,3 +554,4 @@ def _same_model(called: str, key: str) -> bool:
     if called == "self" and key.startswith("self."):
         return True
     return key == f"{called}.module" or called == f"{key}.module"
+
