@@ -514,6 +514,12 @@ class ModuleFacts:
         from . import epochs
         return epochs.eval_optimizer_steps(self)
 
+    @cached_property
+    def selections(self):
+        """Checkpointing, early stopping and LR scheduling, with the data that drives them."""
+        from . import selection
+        return selection.selections(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()
