@@ -520,6 +520,24 @@ class ModuleFacts:
         from . import selection
         return selection.selections(self)
 
+    @cached_property
+    def transform_attachments(self):
+        """`transform=` arguments of dataset constructions, described (random? normalises?)."""
+        from . import transforms
+        return transforms.attachments(self)
+
+    @cached_property
+    def leaky_fits(self):
+        """Preprocessing fitted on evaluation data or on all data before the split."""
+        from . import transforms
+        return transforms.leaky_fits(self)
+
+    @cached_property
+    def untransformed_predictions(self):
+        """Predictions on evaluation arrays that skipped the preprocessor fitted on training data."""
+        from . import transforms
+        return transforms.untransformed_predictions(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()
