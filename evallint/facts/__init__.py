@@ -538,6 +538,24 @@ class ModuleFacts:
         from . import transforms
         return transforms.untransformed_predictions(self)
 
+    @cached_property
+    def stale_reads(self):
+        """Evaluation loops reading names that only the training loop defines."""
+        from . import epochs
+        return epochs.stale_reads(self)
+
+    @cached_property
+    def eval_drop_last(self):
+        """`drop_last=True` on loaders of evaluation data."""
+        from . import loaders
+        return loaders.eval_drop_last(self)
+
+    @cached_property
+    def eval_distributed_samplers(self):
+        """`DistributedSampler` on evaluation data with no de-duplication in sight."""
+        from . import loaders
+        return loaders.eval_distributed_samplers(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()

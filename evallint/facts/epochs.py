@@ -347,3 +347,84 @@ def _attributes(expr) -> list[str]:
         elif isinstance(n, cst.SimpleString):
             out.append(n.value.strip("'\""))
     return out
+
+
+@dataclass(eq=False)
+class StaleRead:
+    """An evaluation loop reading a name only the training loop defines."""
+
+    name: str
+    node: cst.Name             # the first read inside the evaluation loop
+    eval_loop: Stmt
+    train_loop: Stmt
+
+
+def stale_reads(facts: "ModuleFacts") -> list[StaleRead]:
+    from .flow import statements_in
+    eval_loops = []
+    for loop in facts.loops:
+        if facts.backprops_in(loop.stmt) or not facts.is_batch_loop(loop):
+            continue
+        if facts.is_eval_data_loop(loop) or facts.eval_context(loop.stmt) not in (None, "lightning"):
+            if not any(e.stmt.contains(loop.stmt) for e in eval_loops):
+                eval_loops.append(loop)
+    train_loops = [l for l in facts.loops if facts.is_batch_loop(l) and facts.backprops_in(l.stmt)]
+    out: list[StaleRead] = []
+    for e in eval_loops:
+        scope = facts.index.function_body(e.stmt.function)
+        inside_e = [e.stmt, *statements_in(e.stmt, facts.index)]
+        stored_in_e = set().union(*(s.stores for s in inside_e))
+        for t in train_loops:
+            if t.stmt.function is not e.stmt.function or t.stmt.order > e.stmt.order or t.stmt.contains(e.stmt):
+                continue
+            produced = _training_results(facts, t)
+            for s in inside_e[1:]:
+                if s.function is not e.stmt.function:
+                    continue
+                for name in sorted(s.loads & produced - stored_in_e):
+                    if any(name in x.stores and not _inside_training(x, train_loops) for x in scope):
+                        continue
+                    if name in _params(e.stmt.function):
+                        continue
+                    node = _first_name(s.node, name)
+                    if node is not None and not any(r.name == name and r.eval_loop is e.stmt for r in out):
+                        out.append(StaleRead(name, node, e.stmt, t.stmt))
+    return out
+
+
+def _training_results(facts: "ModuleFacts", loop) -> set:
+    """Names the training loop computes from data: its batch targets, model outputs, losses."""
+    from .flow import statements_in
+    targets = list(loop.targets)
+    it = loop.node.iter
+    if isinstance(it, cst.Call) and last_part(dotted(it.func)) == "enumerate" and targets:
+        targets = targets[1:]
+    out = set(targets)
+    for s in statements_in(loop.stmt, facts.index):
+        if not isinstance(s.node, (cst.Assign, cst.AnnAssign)):
+            continue
+        for call in s.calls:
+            name = (dotted(call.func) or "").lower()
+            if facts.model_key(call) is not None or "criterion" in name or "loss" in name:
+                out |= s.stores
+                break
+    return out
+
+
+def _inside_training(stmt: Stmt, train_loops) -> bool:
+    return any(t.stmt is stmt or t.stmt.contains(stmt) for t in train_loops)
+
+
+def _params(function: Optional[Stmt]) -> set:
+    if function is None:
+        return set()
+    p = function.node.params
+    return {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
+
+
+def _first_name(node: cst.CSTNode, name: str) -> Optional[cst.Name]:
+    from .walk import walk
+    for n in walk(node):
+        if isinstance(n, cst.Name) and n.value == name:
+            return n
+    return None
