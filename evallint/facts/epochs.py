@@ -40,6 +40,7 @@ class Event:
     top: Stmt                  # the statement of the loop body it is reached through
     via: cst.CSTNode           # the call in the loop body it is reached through
     models: set = field(default_factory=set)  # for steps: models run or passed in the step's loop
+    stmt: Optional[Stmt] = None  # the statement holding the call
 
 
 @dataclass(eq=False)
@@ -124,7 +125,10 @@ class _Builder:
             for inner in [s, *self.facts.index.statements[s.order + 1: s.end_order + 1]]:
                 if inner is not s and (inner.function is not s.function or _in_nested_def(inner, s)):
                     continue
-                out.extend(self.statement(inner, t, via_root, subst, depth, frame_fn, active))
+                for e in self.statement(inner, t, via_root, subst, depth, frame_fn, active):
+                    if e.stmt is None:
+                        e.stmt = inner
+                    out.append(e)
         return out
 
     def statement(self, s: Stmt, top: Stmt, via_root, subst, depth, frame_fn, active) -> list[Event]:
@@ -252,7 +256,7 @@ def mode_leaks(facts: "ModuleFacts") -> list[ModeLeak]:
         if not any(e.kind == "step" for e in events):
             continue
         for i, e in enumerate(events):
-            if e.kind != "eval" or id(e.node) in seen:
+            if e.kind != "eval" or id(e.node) in seen or _paired(events, e):
                 continue
             leak = _scan(events, i, e)
             if leak is not None:
@@ -260,6 +264,16 @@ def mode_leaks(facts: "ModuleFacts") -> list[ModeLeak]:
                 step, wraps = leak
                 out.append(ModeLeak(loop, e.key, e, step, wraps))
     return out
+
+
+def _paired(events: list[Event], ev: Event) -> bool:
+    """`if phase == "train": model.train() else: model.eval()`: the branch picks the mode."""
+    branches = [a for a in ev.stmt.ancestors() if isinstance(a.node, cst.If)] if ev.stmt is not None else []
+    for e in events:
+        if e.kind in ("train", "unknown") and same_model(e.key, ev.key) and e.stmt is not None:
+            if e.stmt is ev.stmt or any(b.contains(e.stmt) for b in branches):
+                return True
+    return False
 
 
 def _scan(events: list[Event], i: int, ev: Event):
