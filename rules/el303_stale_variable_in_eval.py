@@ -111,4 +111,20 @@ class StaleVariableInEval(Rule):
             """,
             line=12, column=35,
         ),
+        # periodic validation inside the training loop builds its target from the training batch
+        Invalid(
+            """
+            import torch
+            for step, batch in enumerate(train_loader):
+                loss = criterion(model(batch["x"]), batch["y"])
+                loss.backward()
+                optimizer.step()
+                if step % 100 == 0:
+                    with torch.no_grad():
+                        for val_batch in val_loader:
+                            pred = model(val_batch["x"])
+                            val_loss = criterion(pred, batch["y"]).item()
+            """,
+            line=10, column=44,
+        ),
     ]

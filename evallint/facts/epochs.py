@@ -389,9 +389,11 @@ def stale_reads(facts: "ModuleFacts") -> list[StaleRead]:
         inside_e = [e.stmt, *statements_in(e.stmt, facts.index)]
         stored_in_e = set().union(*(s.stores for s in inside_e))
         for t in train_loops:
-            if t.stmt.function is not e.stmt.function or t.stmt.order > e.stmt.order or t.stmt.contains(e.stmt):
+            if t.stmt.function is not e.stmt.function or t.stmt.order > e.stmt.order:
                 continue
-            produced = _training_results(facts, t)
+            # An evaluation loop nested in the training loop (periodic validation) may
+            # read the training values on purpose (logging); only the batch is stale.
+            produced = _batch_targets(t) if t.stmt.contains(e.stmt) else _training_results(facts, t)
             for s in inside_e[1:]:
                 if s.function is not e.stmt.function:
                     continue
@@ -406,14 +408,18 @@ def stale_reads(facts: "ModuleFacts") -> list[StaleRead]:
     return out
 
 
-def _training_results(facts: "ModuleFacts", loop) -> set:
-    """Names the training loop computes from data: its batch targets, model outputs, losses."""
-    from .flow import statements_in
+def _batch_targets(loop) -> set:
     targets = list(loop.targets)
     it = loop.node.iter
     if isinstance(it, cst.Call) and last_part(dotted(it.func)) == "enumerate" and targets:
         targets = targets[1:]
-    out = set(targets)
+    return set(targets)
+
+
+def _training_results(facts: "ModuleFacts", loop) -> set:
+    """Names the training loop computes from data: its batch targets, model outputs, losses."""
+    from .flow import statements_in
+    out = _batch_targets(loop)
     for s in statements_in(loop.stmt, facts.index):
         if not isinstance(s.node, (cst.Assign, cst.AnnAssign)):
             continue

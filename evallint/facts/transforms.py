@@ -90,17 +90,24 @@ def _short(facts, call: cst.Call) -> tuple[str, str]:
 
 
 def _resolve(facts, expr, at, depth=0):
+    """Follow a name to the value it was last assigned (up to three hops): (value, stmt)."""
     if isinstance(expr, cst.Name) and depth < 3:
-        value = flow.assigned_value(facts.index, expr.value, at)
+        s = flow.last_assignment_before(facts.index, expr.value, at)
+        value = _value_of(s.node, expr.value) if s is not None else None
         if value is not None:
-            return _resolve(facts, value, at, depth + 1)
-    return expr
+            return _resolve(facts, value, s, depth + 1)
+    return expr, at
 
 
-def describe(facts: "ModuleFacts", expr: cst.BaseExpression, at: "Stmt") -> Optional[TransformInfo]:
+def _value_of(node, name):
+    from .exprs import value_assigned
+    return value_assigned(node, name)
+
+
+def describe(facts: "ModuleFacts", expr: cst.BaseExpression, at: "Stmt", depth: int = 0) -> Optional[TransformInfo]:
     """The transform behind an expression, or None when it is not a transform call."""
-    value = _resolve(facts, expr, at)
-    if not isinstance(value, cst.Call):
+    value, at = _resolve(facts, expr, at)
+    if not isinstance(value, cst.Call) or depth > 3:
         return None
     name, short = _short(facts, value)
     steps, known, random, normalize = [], True, [], []
@@ -112,7 +119,7 @@ def describe(facts: "ModuleFacts", expr: cst.BaseExpression, at: "Stmt") -> Opti
     else:
         items = [value]
     for item in items:
-        item = _resolve(facts, item, at)
+        item, item_at = _resolve(facts, item, at)
         if isinstance(item, cst.StarredElement) or not isinstance(item, cst.Call):
             known = False
             continue
@@ -123,7 +130,7 @@ def describe(facts: "ModuleFacts", expr: cst.BaseExpression, at: "Stmt") -> Opti
             known = False
             continue
         if ishort in _COMPOSE:
-            inner = describe(facts, item, at)
+            inner = describe(facts, item, item_at, depth + 1) if item is not value else None
             if inner is None or not inner.known:
                 known = False
             else:
@@ -214,7 +221,7 @@ def attachments(facts: "ModuleFacts") -> list[Attachment]:
 
 
 def _preprocessor(facts, obj, at) -> Optional[str]:
-    value = _resolve(facts, obj, at)
+    value, _ = _resolve(facts, obj, at)
     if isinstance(value, cst.Call):
         short = last_part(facts.qualify(value.func) or dotted(value.func) or "")
         if short in FITTED:
