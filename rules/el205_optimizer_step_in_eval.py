@@ -10,17 +10,18 @@ from evallint.rule import Finding, Invalid, Rule
 class OptimizerStepInEval(Rule):
     """
     ## What it does
-    Flags `optimizer.step()` inside an evaluation loop: a loop over validation/test
-    batches, or the batch loop of a function named like evaluate/validate/test. Steps
-    under a branch on the phase (`if phase == "train":`, `if training:`) and loops of
-    test-time adaptation (functions or classes named like adapt/tta/tent/finetune) are
-    left alone. A `backward()` alone is not flagged: adversarial evaluation needs input
-    gradients.
+    Flags `optimizer.step()` or `loss.backward()` inside an evaluation loop: a loop
+    over validation/test batches, or the batch loop of a function named like
+    evaluate/validate/test. Steps under a branch on the phase (`if phase == "train":`,
+    `if training:`) and loops of test-time adaptation (functions or classes named like
+    adapt/tta/tent/finetune) are left alone, and so is a `backward()` in gradient-based
+    evaluation (adversarial examples, saliency: code that reads input gradients).
 
     ## Why it is wrong
     The model learns from the data it is scored on. The validation or test score rises
     because the test set became training data, and the weights that are saved have
-    seen the answers.
+    seen the answers. A `backward()` alone accumulates evaluation gradients into
+    `.grad`, which the next training step applies unless they are zeroed first.
 
     ## Example
     ```python
@@ -46,15 +47,18 @@ class OptimizerStepInEval(Rule):
     summary = "An optimizer step inside an evaluation loop trains the model on the evaluation data."
     severity = Severity.ERROR
     fixable = None
-    tokens = (("step",), TORCH_TOKENS)
+    tokens = (("step", "backward"), TORCH_TOKENS)
     replay_probe = None
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
             return
         for s in facts.eval_optimizer_steps:
-            yield Finding(s.call, f"`{dotted(s.call.func)}()` in evaluation code ({s.reason}): the model "
-                                  "trains on the data it is scored on")
+            if s.call.func.attr.value == "backward":
+                why = "evaluation gradients accumulate and the next optimizer step applies them"
+            else:
+                why = "the model trains on the data it is scored on"
+            yield Finding(s.call, f"`{dotted(s.call.func) or 'backward'}()` in evaluation code ({s.reason}): {why}")
 
     VALID = [
         # the training loop, then a clean evaluation loop
@@ -117,7 +121,18 @@ class OptimizerStepInEval(Rule):
                 optimizer.step()
                 correct += (model(x).argmax(1) == y).sum().item()
             """,
-            line=6, column=5,
+            line=5, column=5,
+        ),
+        # backward in validation: the gradients leak into the next training step
+        Invalid(
+            """
+            import torch
+            for src, tgt in valid_loader:
+                loss = criterion(model(src), tgt)
+                loss.backward()
+                total += loss.item()
+            """,
+            line=4, column=5,
         ),
         Invalid(
             """
@@ -131,6 +146,6 @@ class OptimizerStepInEval(Rule):
                     total += loss.item()
                 return total / len(loader)
             """,
-            line=7, column=9,
+            line=6, column=9,
         ),
     ]

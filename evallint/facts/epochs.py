@@ -328,14 +328,43 @@ def eval_optimizer_steps(facts: "ModuleFacts") -> list[EvalStep]:
             names.append(function.class_stmt.node.name.value)
         if any(w in snake(n) for n in names for w in _ADAPT_WORDS):
             continue
+        input_grads = _input_gradients(facts, loop.stmt, function)
         for call, s in facts.calls_within(loop.stmt):
-            if id(call) in seen or not is_optimizer_step(facts, call) or _under_phase_branch(s, loop.stmt):
+            if id(call) in seen or _under_phase_branch(s, loop.stmt):
+                continue
+            if not is_optimizer_step(facts, call) and (input_grads or not _is_backward(call)):
                 continue
             if s.function is not loop.stmt.function:
                 continue
-            seen.add(id(call))
+            seen.update(id(c) for c, _ in facts.calls_within(loop.stmt))
             out.append(EvalStep(loop.stmt, call, reason))
+            break  # one finding per loop
     return out
+
+
+def _is_backward(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "backward"
+
+
+def _input_gradients(facts: "ModuleFacts", loop: Stmt, function) -> bool:
+    """Gradient-based evaluation (saliency, adversarial examples): it reads input
+    gradients, so a backward pass is part of the measurement."""
+    from .walk import walk
+    scope = function.stmt if function is not None else loop
+    for call, _ in facts.calls_within(scope):
+        short = last_part(facts.qualify(call.func) or dotted(call.func) or "")
+        if short in ("requires_grad_", "retain_grad", "grad", "enable_grad") or \
+                (isinstance(call.func, cst.Attribute) and call.func.attr.value in ("requires_grad_", "retain_grad")):
+            return True
+        if any(a.keyword is not None and a.keyword.value == "requires_grad" for a in call.args):
+            return True
+    for s in facts.index.statements[scope.order: scope.end_order + 1]:
+        if s.line_node is None:
+            continue
+        for n in walk(s.node):
+            if isinstance(n, cst.Attribute) and n.attr.value in ("grad", "requires_grad"):
+                return True
+    return False
 
 
 def _under_phase_branch(s: Stmt, loop: Stmt) -> bool:
