@@ -121,7 +121,7 @@ class OptimizerStepInEval(Rule):
                 optimizer.step()
                 correct += (model(x).argmax(1) == y).sum().item()
             """,
-            line=5, column=5,
+            line=6, column=5,
         ),
         # backward in validation: the gradients leak into the next training step
         Invalid(
@@ -146,6 +146,6 @@ class OptimizerStepInEval(Rule):
                     total += loss.item()
                 return total / len(loader)
             """,
-            line=6, column=9,
+            line=7, column=9,
         ),
     ]

@@ -155,7 +155,9 @@ class _Builder:
                     out.append(Event("unknown", key, call, top, via))
                 continue
             if is_training_step(facts, call):
-                out.append(Event("step", None, call, top, via, self.step_models(s, subst)))
+                # a step in a loop over evaluation data is EL205's finding, not a training phase
+                if not any(facts.is_eval_data_loop(l) for l in facts.enclosing_loops(s)):
+                    out.append(Event("step", None, call, top, via, self.step_models(s, subst)))
                 continue
             target = _resolve(facts, call, frame_fn)
             if target is not None:
@@ -329,16 +331,17 @@ def eval_optimizer_steps(facts: "ModuleFacts") -> list[EvalStep]:
         if any(w in snake(n) for n in names for w in _ADAPT_WORDS):
             continue
         input_grads = _input_gradients(facts, loop.stmt, function)
+        found = []
         for call, s in facts.calls_within(loop.stmt):
-            if id(call) in seen or _under_phase_branch(s, loop.stmt):
+            if id(call) in seen or _under_phase_branch(s, loop.stmt) or s.function is not loop.stmt.function:
                 continue
-            if not is_optimizer_step(facts, call) and (input_grads or not _is_backward(call)):
-                continue
-            if s.function is not loop.stmt.function:
-                continue
+            if is_optimizer_step(facts, call) or (not input_grads and _is_backward(call)):
+                found.append(call)
+        if found:
+            # one finding per loop: the optimizer step when there is one
             seen.update(id(c) for c, _ in facts.calls_within(loop.stmt))
-            out.append(EvalStep(loop.stmt, call, reason))
-            break  # one finding per loop
+            steps = [c for c in found if is_optimizer_step(facts, c)]
+            out.append(EvalStep(loop.stmt, (steps or found)[0], reason))
     return out
 
 
