@@ -18,7 +18,8 @@ class TrainModeNotRestored(Rule):
     the start of the next one) runs with no `model.train()` on the way. The switch is
     followed along the loop's path: a `model.train()` at the top of the loop, in the
     training function the loop calls, or in a helper, silences it; so does any call we
-    cannot see into that receives the model.
+    cannot see into that receives the model, and a model known to have no dropout or
+    batch-norm layers.
 
     ## Why it is wrong
     `eval()` is sticky. After the first validation pass the model trains every later
@@ -60,6 +61,8 @@ class TrainModeNotRestored(Rule):
         if not facts.uses_torch:
             return
         for leak in facts.mode_leaks:
+            if facts.model_sensitivity(leak.key, leak.loop) is False:
+                continue  # no dropout/batch-norm: the mode changes nothing
             where = "here" if leak.eval_event.via is leak.eval_event.node else "in the function called here"
             message = (f"`{leak.key}.eval()` runs {where} inside the epoch loop and the next training step "
                        f"runs with no `{leak.key}.train()`: every later epoch trains with dropout and "
@@ -144,6 +147,18 @@ class TrainModeNotRestored(Rule):
                 criterion(model(x), y).backward()
                 optimizer.step()
         model.eval()
+        """,
+        # no dropout or batch-norm: the mode changes nothing
+        """
+        import torch
+        import torch.nn as nn
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+        for epoch in range(10):
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+            model.eval()
         """,
         # an imported evaluation helper may switch back: unknown, stay quiet
         """

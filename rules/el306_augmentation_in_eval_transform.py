@@ -14,8 +14,10 @@ class AugmentationInEvalTransform(Rule):
     `TrivialAugmentWide`, `AugMix`, albumentations augmentations) in the `transform=`
     of an evaluation dataset: one bound to a test/validation name, built with
     `train=False` or `split="test"`, or read from a `val`/`test` folder. The transform
-    is followed through its assignment to the `Compose([...])` it names. Transforms
-    named for test-time augmentation (`tta`) are left alone.
+    is followed through its assignment to the `Compose([...])` it names. A transform
+    whose own name says it is for evaluation (`test_transform = Compose([...])`, the
+    `"val"` entry of a transforms dict) counts too. Transforms named for test-time
+    augmentation (`tta`) are left alone.
 
     ## Why it is wrong
     Random crops, flips and colour changes belong to training. In evaluation they make
@@ -47,14 +49,20 @@ class AugmentationInEvalTransform(Rule):
                "Distortion"), ("transform",))
 
     def check(self, facts: ModuleFacts):
-        for a in facts.transform_attachments:
-            if a.role != "eval" or not a.transform.random:
+        reported = set()
+        candidates = [a.transform for a in facts.transform_attachments if a.role == "eval"]
+        for info in facts.named_eval_transforms:
+            candidates.append(info)
+        for info in candidates:
+            if not info.random or id(info.expr) in reported:
                 continue
-            if "tta" in snake(facts_text(a.transform.expr)).split("_"):
+            text = facts_text(info.expr)
+            if "tta" in snake(text).split("_"):
                 continue
-            steps = ", ".join(f"`{s}`" for s in dict.fromkeys(a.transform.random))
-            yield Finding(a.transform.expr, f"the evaluation data's transform is random ({steps}): the score "
-                                            "changes from run to run; use a deterministic evaluation transform")
+            reported.add(id(info.expr))
+            steps = ", ".join(f"`{s}`" for s in dict.fromkeys(info.random))
+            yield Finding(info.expr, f"the evaluation data's transform is random ({steps}): the score "
+                                     "changes from run to run; use a deterministic evaluation transform")
 
     VALID = [
         # augmentation only in the training transform
@@ -81,6 +89,17 @@ class AugmentationInEvalTransform(Rule):
         """,
     ]
     INVALID = [
+        # the evaluation entry of a transforms dict
+        Invalid(
+            """
+            from torchvision import transforms
+            data_transforms = {
+                "train": transforms.Compose([transforms.RandomResizedCrop(224), transforms.ToTensor()]),
+                "val": transforms.Compose([transforms.RandomResizedCrop(224), transforms.ToTensor()]),
+            }
+            """,
+            line=4, column=12,
+        ),
         Invalid(
             """
             import torchvision.transforms as T

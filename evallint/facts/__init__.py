@@ -556,6 +556,12 @@ class ModuleFacts:
         from . import loaders
         return loaders.eval_distributed_samplers(self)
 
+    @cached_property
+    def named_eval_transforms(self):
+        """Transforms bound to an evaluation name (`test_transform = Compose([...])`)."""
+        from . import transforms
+        return transforms.named_eval_transforms(self)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()

@@ -220,6 +220,33 @@ def attachments(facts: "ModuleFacts") -> list[Attachment]:
     return out
 
 
+def named_eval_transforms(facts: "ModuleFacts") -> list[TransformInfo]:
+    """`test_transform = Compose([...])` (or a `"val":` entry of a transforms dict):
+    transforms that their own name gives to evaluation data."""
+    p = facts.patterns
+    out = []
+    for stmt in facts.statements:
+        node = stmt.node
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) \
+                and isinstance(node.value, cst.Call):
+            name = node.targets[0].target.value
+            if "transform" in name.lower() or "tfm" in name.lower() or "aug" in name.lower():
+                words = snake(name)
+                if _role_of_text(words) == "eval" and not p.is_train_data(name):
+                    info = describe(facts, node.value, stmt)
+                    if info is not None:
+                        out.append(info)
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Dict):
+            for el in node.value.elements:
+                if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) \
+                        and isinstance(el.key.evaluated_value, str) and _role_of_text(el.key.evaluated_value) == "eval" \
+                        and isinstance(el.value, cst.Call):
+                    info = describe(facts, el.value, stmt)
+                    if info is not None:
+                        out.append(info)
+    return out
+
+
 def _preprocessor(facts, obj, at) -> Optional[str]:
     value, _ = _resolve(facts, obj, at)
     if isinstance(value, cst.Call):
