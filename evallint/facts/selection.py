@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _TEST = re.compile(r"(?:^|_)(?:test|testing|holdout|heldout)" + _DATA_SUFFIX)
 _SAVE_WORDS = ("save", "deepcopy", "state_dict", "checkpoint")
 _PATIENCE_WORDS = ("patience", "counter", "bad_epoch", "no_improve", "wait", "stale", "early_stop", "stop")
-_BEST_WORDS = ("best", "min_", "max_", "lowest", "highest", "top")
+_BEST_WORDS = ("best", "min_", "max_", "min(", "max(", "lowest", "highest", "top")
 _KERAS_CALLBACKS = ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau")
 
 
@@ -146,7 +146,17 @@ def _text(node) -> str:
 
 
 def _checkpoint(facts, data: _Data, stmt) -> list[Selection]:
-    test = stmt.node.test
+    tests = [stmt.node.test]
+    while isinstance(tests[-1], cst.BooleanOperation) and isinstance(tests[-1].operator, cst.And):
+        tests[-1:] = [tests[-1].left, tests[-1].right]  # `if epoch > 10 and acc < best - 5:`
+    for test in tests:
+        found = _compare(facts, data, stmt, test)
+        if found:
+            return found
+    return []
+
+
+def _compare(facts, data: _Data, stmt, test) -> list[Selection]:
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
         return []
     op = test.comparisons[0].operator

@@ -230,12 +230,10 @@ def named_eval_transforms(facts: "ModuleFacts") -> list[TransformInfo]:
         if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) \
                 and isinstance(node.value, cst.Call):
             name = node.targets[0].target.value
-            if "transform" in name.lower() or "tfm" in name.lower() or "aug" in name.lower():
-                words = snake(name)
-                if _role_of_text(words) == "eval" and not p.is_train_data(name):
-                    info = describe(facts, node.value, stmt)
-                    if info is not None:
-                        out.append(info)
+            if _role_of_text(snake(name)) == "eval" and not p.is_train_data(name):
+                info = describe(facts, node.value, stmt)
+                if info is not None:
+                    out.append(info)
         if isinstance(node, cst.Assign) and isinstance(node.value, cst.Dict):
             for el in node.value.elements:
                 if isinstance(el, cst.DictElement) and isinstance(el.key, cst.SimpleString) \
