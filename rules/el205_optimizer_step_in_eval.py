@@ -15,7 +15,11 @@ class OptimizerStepInEval(Rule):
     evaluate/validate/test. Steps under a branch on the phase (`if phase == "train":`,
     `if training:`) and loops of test-time adaptation (functions or classes named like
     adapt/tta/tent/finetune) are left alone, and so is a `backward()` in gradient-based
-    evaluation (adversarial examples, saliency: code that reads input gradients).
+    evaluation (adversarial examples, saliency: code that reads input gradients). A
+    call in the epoch loop that is handed evaluation data (`run_epoch(val_loader, ...)`)
+    is followed into the functions it runs, and into the `__call__` of an object built
+    for it: a backward pass or step reached there without a condition is flagged at the
+    call.
 
     ## Why it is wrong
     The model learns from the data it is scored on. The validation or test score rises
@@ -54,6 +58,12 @@ class OptimizerStepInEval(Rule):
         if not facts.uses_torch:
             return
         for s in facts.eval_optimizer_steps:
+            if s.through is not None:
+                inner = dotted(s.through.func) or "backward"
+                yield Finding(s.call, f"this call is handed evaluation data and runs `{inner}()` in the code it "
+                                      "calls: the evaluation trains the model (or leaves its gradients for the "
+                                      "next training step)")
+                continue
             if s.call.func.attr.value == "backward":
                 why = "evaluation gradients accumulate and the next optimizer step applies them"
             else:
@@ -102,6 +112,24 @@ class OptimizerStepInEval(Rule):
                 loss.backward()
                 optimizer.step()
         """,
+        # the shared epoch function only steps when it is given an optimizer
+        """
+        import torch
+        def run_epoch(loader, model, optimizer=None):
+            for x, y in loader:
+                loss = criterion(model(x), y)
+                if optimizer is not None:
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+
+        for epoch in range(10):
+            model.train()
+            run_epoch(train_loader, model, optimizer)
+            model.eval()
+            with torch.no_grad():
+                run_epoch(val_loader, model)
+        """,
         # the scheduler steps after validation
         """
         import torch
@@ -133,6 +161,32 @@ class OptimizerStepInEval(Rule):
                 total += loss.item()
             """,
             line=4, column=5,
+        ),
+        # the annotated-transformer shape: the loss object backpropagates in validation too
+        Invalid(
+            """
+            import torch
+            class SimpleLossCompute:
+                def __init__(self, generator, criterion, opt=None):
+                    self.generator, self.criterion, self.opt = generator, criterion, opt
+
+                def __call__(self, x, y):
+                    loss = self.criterion(self.generator(x), y)
+                    loss.backward()
+                    if self.opt is not None:
+                        self.opt.step()
+                    return loss.item()
+
+            def run_epoch(loader, model, loss_compute):
+                return sum(loss_compute(model(x), y) for x, y in loader)
+
+            for epoch in range(10):
+                model.train()
+                run_epoch(train_loader, model, SimpleLossCompute(model.generator, criterion, opt))
+                model.eval()
+                print(run_epoch(valid_loader, model, SimpleLossCompute(model.generator, criterion, None)))
+            """,
+            line=20, column=11,
         ),
         Invalid(
             """

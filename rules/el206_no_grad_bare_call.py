@@ -8,15 +8,16 @@ from evallint.facts import TORCH_TOKENS, ModuleFacts
 from evallint.facts.loops import NO_GRAD
 from evallint.rule import Finding, Invalid, Rule
 
-# Context managers that do nothing unless entered (set_grad_enabled(False) works as a call).
-_CONTEXTS = NO_GRAD | {"torch.enable_grad", "torch.autograd.enable_grad", "torch.autograd.grad_mode.enable_grad"}
+# Context managers that do nothing unless entered (set_grad_enabled(False) works as a call;
+# a bare enable_grad() is as inert, but gradients are on by default, so it is harmless).
+_CONTEXTS = NO_GRAD
 
 
 class NoGradBareCall(Rule):
     """
     ## What it does
-    Flags `torch.no_grad()` (or `torch.inference_mode()`, `torch.enable_grad()`) called
-    as a statement of its own.
+    Flags `torch.no_grad()` (or `torch.inference_mode()`) called as a statement of its
+    own.
 
     ## Why it is wrong
     These are context managers and decorators: calling one builds an object and throws
@@ -46,7 +47,7 @@ class NoGradBareCall(Rule):
     summary = "`torch.no_grad()` as a statement does nothing."
     severity = Severity.ERROR
     fixable = None
-    tokens = (("no_grad", "inference_mode", "enable_grad"), TORCH_TOKENS)
+    tokens = (("no_grad", "inference_mode"), TORCH_TOKENS)
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
@@ -63,6 +64,8 @@ class NoGradBareCall(Rule):
         "import torch\n@torch.no_grad()\ndef predict(model, x):\n    return model(x)\n",
         # a function call that really switches gradients off
         "import torch\ntorch.set_grad_enabled(False)\nout = model(x)\n",
+        # gradients are on by default: a bare enable_grad() changes nothing that matters
+        "import torch\ntorch.enable_grad()\nfor x, y in train_loader:\n    loss = model(x).sum()\n",
         # kept in a variable and entered later
         "import torch\nctx = torch.no_grad()\nwith ctx:\n    out = model(x)\n",
     ]

@@ -512,7 +512,8 @@ class ModuleFacts:
     def eval_optimizer_steps(self):
         """`optimizer.step()` inside evaluation loops (training on evaluation data)."""
         from . import epochs
-        return epochs.eval_optimizer_steps(self)
+        direct = epochs.eval_optimizer_steps(self)
+        return direct + epochs.eval_phase_steps(self, {id(s.call) for s in direct})
 
     @cached_property
     def selections(self):

@@ -85,9 +85,12 @@ def _map(key: Optional[str], subst: dict) -> Optional[str]:
     return key
 
 
-def _resolve(facts: "ModuleFacts", call: cst.Call, frame_fn: Optional["FunctionInfo"]):
+def _resolve(facts: "ModuleFacts", call: cst.Call, frame_fn: Optional["FunctionInfo"], subst: dict):
     """The in-file function a call runs, or None."""
     func = call.func
+    if isinstance(func, cst.Name) and f"#inst:{func.value}" in subst:
+        cls = facts.classes.get(subst[f"#inst:{func.value}"])
+        return cls.methods.get("__call__") if cls is not None else None  # `loss_compute(out, y)`
     if isinstance(func, cst.Name):
         cands = [f for f in facts.functions.get(func.value, []) if not f.is_method and f.class_stmt is None]
         return cands[-1] if len(cands) == 1 else None
@@ -98,7 +101,7 @@ def _resolve(facts: "ModuleFacts", call: cst.Call, frame_fn: Optional["FunctionI
     return None
 
 
-def _bind(function: "FunctionInfo", call: cst.Call, subst: dict) -> dict:
+def _bind(facts: "ModuleFacts", function: "FunctionInfo", call: cst.Call, subst: dict) -> dict:
     out = {}
     params = function.params[1:] if function.is_method else function.params
     positional = [a for a in call.args if a.keyword is None and not a.star]
@@ -108,6 +111,8 @@ def _bind(function: "FunctionInfo", call: cst.Call, subst: dict) -> dict:
             if a.keyword is not None and a.keyword.value == p:
                 arg = a.value
         out[p] = _map(dotted(arg), subst) if arg is not None else None
+        if isinstance(arg, cst.Call) and isinstance(arg.func, cst.Name) and arg.func.value in facts.classes:
+            out[f"#inst:{p}"] = arg.func.value  # an object built for the call: its __call__ can be followed
     if function.is_method:
         out[function.params[0]] = "self"
     return out
@@ -155,15 +160,23 @@ class _Builder:
                     out.append(Event("unknown", key, call, top, via))
                 continue
             if is_training_step(facts, call):
-                # a step in a loop over evaluation data is EL205's finding, not a training phase
-                if not any(facts.is_eval_data_loop(l) for l in facts.enclosing_loops(s)):
-                    out.append(Event("step", None, call, top, via, self.step_models(s, subst)))
+                # a step on evaluation data (a loop over it, or a call that is handed it) is
+                # EL205's finding, not a training phase
+                if any(facts.is_eval_data_loop(l) for l in facts.enclosing_loops(s)):
+                    continue
+                if via_root is not None and self.eval_data_call(via_root):
+                    if not _conditional_in_callee(s, frame_fn):
+                        out.append(Event("eval_step", None, call, top, via))
+                    continue
+                out.append(Event("step", None, call, top, via, self.step_models(s, subst)))
                 continue
-            target = _resolve(facts, call, frame_fn)
+            target = _resolve(facts, call, frame_fn, subst)
             if target is not None:
                 if depth < MAX_DEPTH and id(target) not in active:
-                    inner_subst = _bind(target, call, subst)
-                    if frame_fn is not None and frame_fn.is_method and target.is_method:
+                    inner_subst = _bind(facts, target, call, subst)
+                    if isinstance(call.func, cst.Name) and target.name == "__call__":
+                        inner_subst[target.params[0]] = None  # the object's own attributes: unknown
+                    elif frame_fn is not None and frame_fn.is_method and target.is_method:
                         inner_subst[target.params[0]] = subst.get(frame_fn.params[0], "self") if subst else "self"
                     out.extend(self.body(target.stmt.blocks.get("body", []), top, via, inner_subst, depth + 1,
                                          target, active + (id(target),)))
@@ -185,6 +198,19 @@ class _Builder:
                     not (mcall is not None and mcall[1] in _MODEL_METHODS_HARMLESS):
                 out.extend(Event("unknown", k, call, top, via) for k in self.model_args(call, subst))
         return out
+
+    def eval_data_call(self, call: cst.CSTNode) -> bool:
+        """Is a call of the loop body handed evaluation data (`run_epoch(val_loader, ...)`)?"""
+        if not isinstance(call, cst.Call):
+            return False
+        p = self.facts.patterns
+        for a in call.args:
+            d = dotted(a.value)
+            if d is not None:
+                base = last_part(d)
+                if p.is_eval_data(base) and not p.is_train_data(base):
+                    return True
+        return False
 
     def model_args(self, call: cst.Call, subst) -> list[str]:
         out = []
@@ -221,6 +247,16 @@ class _Builder:
                     out.add(_map(d, subst))
         out.discard(None)
         return out
+
+
+def _conditional_in_callee(s: Stmt, function) -> bool:
+    """Is the step under an `if` inside the called function (`if optimizer is not None:`)?"""
+    for a in s.ancestors():
+        if function is not None and a is function.stmt:
+            return False
+        if isinstance(a.node, (cst.If, cst.IfExp, cst.While)):
+            return True
+    return False
 
 
 def _in_nested_def(inner: Stmt, outer: Stmt) -> bool:
@@ -304,6 +340,7 @@ class EvalStep:
     loop: Stmt
     call: cst.Call
     reason: str
+    through: Optional[cst.Call] = None   # the backward/step reached through `call`
 
 
 def eval_optimizer_steps(facts: "ModuleFacts") -> list[EvalStep]:
@@ -321,7 +358,7 @@ def eval_optimizer_steps(facts: "ModuleFacts") -> list[EvalStep]:
         if base and p.is_eval_data(base) and not p.is_train_data(base):
             reason = f"loop over `{name}`"
         elif function is not None and p.is_eval_function(function.name) and "train" not in function.name.lower() \
-                and facts.is_batch_loop(loop) and not (facts.is_test_file and function.name.startswith("test")):
+                and facts.is_batch_loop(loop) and not _unit_test(facts, function):
             reason = f"function `{function.name}`"
         else:
             continue
@@ -343,6 +380,34 @@ def eval_optimizer_steps(facts: "ModuleFacts") -> list[EvalStep]:
             steps = [c for c in found if is_optimizer_step(facts, c)]
             out.append(EvalStep(loop.stmt, (steps or found)[0], reason))
     return out
+
+
+def eval_phase_steps(facts: "ModuleFacts", reported: set) -> list[EvalStep]:
+    """A call in a loop body that is handed evaluation data and reaches a backward pass
+    or an optimizer step in the functions it runs (`run_epoch(val_loader, model,
+    SimpleLossCompute(generator, criterion, None))`, whose `__call__` backpropagates)."""
+    out: list[EvalStep] = []
+    seen: set[int] = set()
+    for loop in loop_statements(facts):
+        for e in loop_events(facts, loop):
+            if e.kind != "eval_step" or e.via is e.node or id(e.via) in seen or id(e.node) in reported:
+                continue
+            seen.add(id(e.via))
+            out.append(EvalStep(loop, e.via, "a call handed evaluation data", e.node))
+    return out
+
+
+def _unit_test(facts: "ModuleFacts", function) -> bool:
+    """`def test_trains(self):` in a TestCase or a tests module: a unit test, not evaluation."""
+    if not function.name.startswith("test"):
+        return False
+    from pathlib import PurePath
+    if facts.is_test_file or PurePath(facts.path).name.endswith("tests.py"):
+        return True
+    if function.class_stmt is not None:
+        cls = facts.classes.get(function.class_stmt.node.name.value)
+        return cls is not None and any(last_part(b) == "TestCase" for b in cls.bases)
+    return False
 
 
 def _is_backward(call: cst.Call) -> bool:
