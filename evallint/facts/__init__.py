@@ -682,6 +682,67 @@ class ModuleFacts:
     @cached_property
     def model_losses(self) -> dict[str, list[_losses.LossInfo]]:
         return _predictions.losses_by_model(self)
+    # Epoch loops, selection and transforms (topic modules) -------------------------
+    @cached_property
+    def mode_leaks(self):
+        """`model.eval()` in a loop that a later training step reaches without train()."""
+        from . import epochs
+        return epochs.mode_leaks(self)
+
+    @cached_property
+    def eval_optimizer_steps(self):
+        """`optimizer.step()` inside evaluation loops (training on evaluation data)."""
+        from . import epochs
+        direct = epochs.eval_optimizer_steps(self)
+        return direct + epochs.eval_phase_steps(self, {id(s.call) for s in direct})
+
+    @cached_property
+    def selections(self):
+        """Checkpointing, early stopping and LR scheduling, with the data that drives them."""
+        from . import selection
+        return selection.selections(self)
+
+    @cached_property
+    def transform_attachments(self):
+        """`transform=` arguments of dataset constructions, described (random? normalises?)."""
+        from . import transforms
+        return transforms.attachments(self)
+
+    @cached_property
+    def leaky_fits(self):
+        """Preprocessing fitted on evaluation data or on all data before the split."""
+        from . import transforms
+        return transforms.leaky_fits(self)
+
+    @cached_property
+    def untransformed_predictions(self):
+        """Predictions on evaluation arrays that skipped the preprocessor fitted on training data."""
+        from . import transforms
+        return transforms.untransformed_predictions(self)
+
+    @cached_property
+    def stale_reads(self):
+        """Evaluation loops reading names that only the training loop defines."""
+        from . import epochs
+        return epochs.stale_reads(self)
+
+    @cached_property
+    def eval_drop_last(self):
+        """`drop_last=True` on loaders of evaluation data."""
+        from . import eval_loaders
+        return eval_loaders.eval_drop_last(self)
+
+    @cached_property
+    def eval_distributed_samplers(self):
+        """`DistributedSampler` on evaluation data with no de-duplication in sight."""
+        from . import eval_loaders
+        return eval_loaders.eval_distributed_samplers(self)
+
+    @cached_property
+    def named_eval_transforms(self):
+        """Transforms bound to an evaluation name (`test_transform = Compose([...])`)."""
+        from . import transforms
+        return transforms.named_eval_transforms(self)
 
 
 def _looks_like_optimizer(name: str) -> bool:
@@ -723,3 +784,4 @@ def _same_model(called: str, key: str) -> bool:
     if called == "self" and key.startswith("self."):
         return True
     return key == f"{called}.module" or called == f"{key}.module"
+
