@@ -134,7 +134,9 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
 def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
     from evallint.runtime.overlap import overlap
 
-    ns, missing = _namespace(job["imports"], {})
+    from evallint.replay import vision
+
+    ns, missing = _namespace(job["imports"], {"__evallint_keyed__": vision.keyed(torch)})
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -147,7 +149,7 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
         return {"error": error}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    return {"error": None, "fraction": report.fraction, "n_found": report.n_found, "n_test": report.n_test,
+    return {"error": None, "keyed": bool(job.get("keyed")), "fraction": report.fraction, "n_found": report.n_found, "n_test": report.n_test,
             "n_train": report.n_train, "examples": [list(e) for e in report.examples[:3]]}
 
 
@@ -168,7 +170,9 @@ def main() -> int:
     _emit({"device": label, "torch": torch.__version__})
     _no_network()
     signal.signal(signal.SIGALRM, _alarm)
-    from evallint.replay import standins
+    from evallint.replay import standins, vision
+
+    vision.install(torch)  # never download or read a dataset
 
     seed, limit = request["seed"], request["time_limit"]
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))

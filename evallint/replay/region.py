@@ -19,7 +19,7 @@ from ..facts.exprs import target_names
 from ..facts.flow import statements_in
 from ..facts.index import Stmt
 from .names import BUILTINS, expr_reads, free_names
-from .roles import STANDIN_ROLES, infer_roles
+from .roles import FULL_BATCH_ROLES, STANDIN_ROLES, infer_roles
 from .tree import RegionError, Tree, after, before, block_units, code_of, path, smalls, unit
 
 __all__ = ["RETURN_NAME", "RegionError", "Region", "Sink", "cut_region", "anchor_start", "cut_at", "has_io"]
@@ -49,25 +49,47 @@ class Region:
 
 
 def _anchor(tree: Tree, line: int) -> Stmt:
-    """The innermost `for` loop around the finding; else the flagged statement, or the
-    first loop inside a flagged compound statement."""
+    """The innermost `for` loop around the finding that does not train (an epoch loop
+    that also backpropagates is never replayed: the finding is then a full-batch
+    evaluation inside it); else the flagged statement, or the first loop inside a
+    flagged compound statement."""
     at = tree.at_line(line)
     if at is None:
         raise RegionError(f"no statement at line {line}")
     node = unit(at)
-    if isinstance(node, cst.For):
+    if isinstance(node, cst.For) and not tree.facts.backprops_in(at):
         return at
-    loops = tree.facts.enclosing_loops(at)
+    loops = [l for l in tree.facts.enclosing_loops(at) if not tree.facts.backprops_in(l.stmt)]
     if loops:
         return loops[0].stmt
+    if tree.facts.enclosing_loops(at) and not isinstance(node, cst.SimpleStatementLine):
+        raise RegionError("the finding is inside a training loop, with no evaluation loop or metric statement")
     if isinstance(node, cst.SimpleStatementLine):
-        return at
+        return _feeding_loop(tree, at) or at
     first = next((s for s in statements_in(at, tree.index) if isinstance(s.node, cst.For)), None)
     if first is not None:
         return first
     if isinstance(node, (cst.With, cst.If, cst.Try, cst.While)):
         return at  # e.g. a `with` header flagged, with no loop inside
     raise RegionError("no evaluation loop or metric statement at the finding")
+
+
+def _feeding_loop(tree: Tree, at: Stmt) -> Optional[Stmt]:
+    """A metric line after an evaluation loop (`acc = correct / (total * 100)`) is replayed
+    with the loop that accumulates what it reads: the nearest earlier evaluation loop in
+    its block (or inside an earlier `with` block) that writes one of those names."""
+    reads = tree.use(unit(at)).reads
+    for sibling in reversed(at.block[: at.index]):
+        candidates = [sibling] if isinstance(sibling.node, cst.For) else \
+            [s for s in statements_in(sibling, tree.index) if isinstance(s.node, cst.For)] \
+            if isinstance(sibling.node, cst.With) else []
+        for loop in candidates:
+            use = tree.use(unit(loop))
+            if reads & (use.writes | use.aug):
+                return None if tree.facts.backprops_in(loop) else loop
+        if reads & tree.use(unit(sibling)).writes:
+            return None  # defined by other code in between: replay the line alone
+    return None
 
 
 _SETUP_METHODS = frozenset({"eval", "train", "zero_grad", "requires_grad_", "to", "float", "double", "half"})
@@ -131,16 +153,23 @@ class _Cutter:
 
     def cut(self) -> Region:
         scope_roles = self._roles()
-        standins = {n for n, r in scope_roles.items() if r in STANDIN_ROLES}
+        # A full-batch evaluation (no loop of its own) runs the model on whole tensors:
+        # those get stand-ins too, so that the planted accuracy holds.
+        kept = STANDIN_ROLES if isinstance(self.anchor, cst.For) else STANDIN_ROLES | FULL_BATCH_ROLES
+        standins = {n for n, r in scope_roles.items() if r in kept}
         available = BUILTINS | self.modules | set(scope_roles)
         anchor_use = self.tree.use(self.anchor)
         produced = set(anchor_use.writes | anchor_use.aug)
         if not produced:  # `model.eval` as a statement: what follows uses the same objects
             produced = set(anchor_use.reads - BUILTINS - self.modules)
         defs: dict[str, tuple[frozenset[str], str]] = {}
+        own: list[Sink] = []
         if isinstance(self.anchor, cst.SimpleStatementLine):
             self._record_defs(self.anchor, defs)
+            # The value the flagged statement computes is the finding's own metric.
+            own = self._sinks_of(self.anchor, available | produced | set(anchor_use.reads), defs)
         post, sinks = self._post(available, produced, defs)
+        sinks = own + sinks
 
         excluded: set[int] = set()
         for _ in range(8):  # drop statements whose inputs nothing can provide, to a fixed point

@@ -12,6 +12,8 @@ import libcst as cst
 
 # Roles whose stand-in replaces any assignment the user's code makes to the name.
 STANDIN_ROLES = frozenset({"model", "loader", "criterion", "optimizer", "device", "progress"})
+# Whole-set tensors: stand-ins too where the region evaluates without a loop of its own.
+FULL_BATCH_ROLES = frozenset({"inputs", "labels"})
 
 _LOSS = re.compile(r"crit|loss", re.I)
 _OPTIM = re.compile(r"^(opt|optim|optimizer|optimiser)(_\w+)?$|optimi[sz]er", re.I)
