@@ -9,6 +9,7 @@ in PROBES.
 - mode:    two passes over the same batches differ as written, agree after the fix
 - grad:    the model's outputs require grad as written, not after the fix
 - overlap: the fraction of test samples found in the training set
+- params:  the model's parameters change during an evaluation pass (it trains on them)
 """
 from __future__ import annotations
 
@@ -130,9 +131,8 @@ def judge_metric(ev: Evidence) -> Judgement:
     base = dict(metric=metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
                 truth=fmt(truth), written_value=w, fixed_value=f, truth_value=truth)
     if w_run["error"]:
-        if f_run is not None and not f_run["error"]:
-            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
-                             **{**base, "written": "error"})
+        if _gets_past(w_run, f_run):
+            return Judgement(CONFIRMED, _crash_reason(w_run, f_run), **{**base, "written": "error"})
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
     if w is None:
         return Judgement(NOT_REPLAYABLE, f"the region computes no number to compare (`{metric.label}` "
@@ -198,6 +198,18 @@ def _ratio(value: float, truth: float) -> str:
     return f"off by {abs(value - truth):.4g}"
 
 
+def _gets_past(w_run: dict, f_run: Optional[dict]) -> bool:
+    """The code as written crashes and the fixed code does not crash the same way."""
+    return bool(w_run["error"]) and f_run is not None and f_run["error"] != w_run["error"]
+
+
+def _crash_reason(w_run: dict, f_run: dict) -> str:
+    if not f_run["error"]:
+        return f"as written the region raises {w_run['error']}; the fix runs"
+    return (f"as written the region raises {w_run['error']}; the fix gets past it "
+            f"(the stand-ins then stop at {f_run['error']})")
+
+
 def judge_mode(ev: Evidence) -> Judgement:
     failed = _region_failed(ev)
     if failed:
@@ -205,8 +217,8 @@ def judge_mode(ev: Evidence) -> Judgement:
     w_ver, f_ver = ev.result["versions"]["written"], ev.result["versions"].get("fixed")
     w_run = w_ver["runs"][0]
     if w_run["error"]:
-        if f_ver and not f_ver["runs"][0]["error"]:
-            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+        if f_ver and _gets_past(w_run, f_ver["runs"][0]):
+            return Judgement(CONFIRMED, _crash_reason(w_run, f_ver["runs"][0]),
                              metric="model outputs", written="error", fixed="runs")
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
     if not w_run["forward_calls"]:
@@ -246,8 +258,8 @@ def judge_grad(ev: Evidence) -> Judgement:
         return failed
     w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
     if w_run["error"]:
-        if f_run is not None and not f_run["error"]:
-            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+        if _gets_past(w_run, f_run):
+            return Judgement(CONFIRMED, _crash_reason(w_run, f_run),
                              metric="outputs.requires_grad", written="error", fixed="runs")
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
     if not w_run["forward_calls"]:
@@ -296,11 +308,38 @@ def judge_overlap(ev: Evidence) -> Judgement:
     return Judgement(CONFIRMED, "the test set overlaps the training set" + how, **base)
 
 
+def judge_params(ev: Evidence) -> Judgement:
+    """Evaluation must never change the model: its parameters before and after a pass."""
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
+    if w_run["error"]:
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+    if not w_run["forward_calls"]:
+        return Judgement(NOT_REPLAYABLE, "the region never calls the model")
+
+    def show(run):
+        return "no fix" if run is None else ("error" if run["error"] else
+                                             "parameters changed" if run["state_changed"] else "unchanged")
+
+    base = dict(metric="model parameters", written=show(w_run), fixed=show(f_run), truth="unchanged",
+                written_value=float(w_run["state_changed"]),
+                fixed_value=None if f_run is None else float(f_run["state_changed"]), truth_value=0.0)
+    if not w_run["state_changed"]:
+        return Judgement(NOT_REPRODUCED, "the evaluation pass leaves the parameters unchanged", **base)
+    if f_run is not None and not f_run["error"] and not f_run["state_changed"]:
+        return Judgement(CONFIRMED, "the evaluation pass trains the model as written, not after the fix", **base)
+    return Judgement(CONFIRMED, "the evaluation pass changes the model's parameters: it trains on the data "
+                                "it is scored on", **base)
+
+
 PROBES: dict[str, Probe] = {
     "metric": Probe("metric", "region", judge_metric),
     "mode": Probe("mode", "region", judge_mode),
     "grad": Probe("grad", "region", judge_grad),
     "overlap": Probe("overlap", "datasets", judge_overlap),
+    "params": Probe("params", "region", judge_params),
 }
 
 

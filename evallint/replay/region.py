@@ -48,18 +48,20 @@ class Region:
     flagged: frozenset[str]
 
 
-def _anchor(tree: Tree, line: int) -> Stmt:
+def _anchor(tree: Tree, line: int, training: bool = False) -> Stmt:
     """The innermost `for` loop around the finding that does not train (an epoch loop
     that also backpropagates is never replayed: the finding is then a full-batch
-    evaluation inside it); else the flagged statement, or the first loop inside a
-    flagged compound statement."""
+    evaluation inside it; `training` lifts that, for findings about an evaluation loop
+    that trains); else the flagged statement, or the first loop inside a flagged
+    compound statement."""
     at = tree.at_line(line)
     if at is None:
         raise RegionError(f"no statement at line {line}")
     node = unit(at)
-    if isinstance(node, cst.For) and not tree.facts.backprops_in(at):
+    trains = (lambda s: False) if training else tree.facts.backprops_in
+    if isinstance(node, cst.For) and not trains(at):
         return at
-    loops = [l for l in tree.facts.enclosing_loops(at) if not tree.facts.backprops_in(l.stmt)]
+    loops = [l for l in tree.facts.enclosing_loops(at) if not trains(l.stmt)]
     if loops:
         return loops[0].stmt
     if tree.facts.enclosing_loops(at) and not isinstance(node, cst.SimpleStatementLine):
@@ -172,6 +174,7 @@ class _Cutter:
         sinks = own + sinks
 
         excluded: set[int] = set()
+        first_missing: list[str] = []
         for _ in range(8):  # drop statements whose inputs nothing can provide, to a fixed point
             post = {d: [st for st in stmts if id(st) not in excluded] for d, stmts in post.items()}
             prior, accumulators = self._prior(post, available, standins, produced, excluded)
@@ -187,13 +190,14 @@ class _Cutter:
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
+            first_missing = first_missing or missing
             culprits = [st for stmts in list(prior.values()) + list(post.values()) for st in stmts
                         if id(st) not in excluded and set(missing) & self.tree.use(st).reads]
             if not missing or not culprits:
                 break
             excluded |= {id(st) for st in culprits}
-        if missing:
-            raise RegionError(self._explain_missing(missing[0]))
+        if missing:  # name what the user can act on: a name the region's own code reads
+            raise RegionError(self._explain_missing(first_missing[0]))
 
         acc_sinks = [Sink(n, n, frozenset({n}), n) for n in dict.fromkeys(accumulators)]
         all_sinks = _dedupe(acc_sinks + sinks)
@@ -436,17 +440,17 @@ def _flagged_names(tree: Tree, line: int) -> frozenset[str]:
     return frozenset()
 
 
-def cut_region(text: str, line: int) -> Region:
+def cut_region(text: str, line: int, training: bool = False) -> Region:
     """Cut the region around the finding at `line` of `text`."""
     tree = Tree.parse(text)
-    return _Cutter(tree, _anchor(tree, line), _flagged_names(tree, line)).cut()
+    return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line)).cut()
 
 
-def anchor_start(text: str, line: int) -> tuple[tuple[int, int], type]:
+def anchor_start(text: str, line: int, training: bool = False) -> tuple[tuple[int, int], type]:
     """Where the anchor of the finding at `line` starts (line, 0-based column), and
     its statement type: used to find the same region in the fixed text."""
     tree = Tree.parse(text)
-    anchor = _anchor(tree, line)
+    anchor = _anchor(tree, line, training)
     return tree.start(anchor), type(unit(anchor))
 
 

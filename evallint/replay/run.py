@@ -151,9 +151,11 @@ def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int])
 
 
 def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
-    p.written = cut_region(text, line)
+    # A finding about an evaluation loop that trains is replayed with its training steps.
+    training = any(probe.name == "params" for probe in p.probes)
+    p.written = cut_region(text, line, training)
     if fixed_source is not None:
-        start, kind = anchor_start(text, line)
+        start, kind = anchor_start(text, line, training)
         try:
             p.fixed = cut_at(fixed_source.text, _fixed_position(source, text, fixed_source, diag, start),
                              kind, p.written.flagged)

@@ -86,8 +86,19 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "batch_size": lambda: world["batch_size"],
         "num_classes": lambda: world["classes"],
         "progress": lambda: _passthrough,
+        "transformer": lambda: _IdentityTransformer(),
+        "counter": lambda: 0,
     }
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
+
+
+class _IdentityTransformer:
+    """A fitted scaler or encoder of the skipped set-up: the stand-in data stay as they are."""
+
+    def transform(self, x, *args, **kwargs):
+        return x
+
+    inverse_transform = fit_transform = transform
 
 
 def _passthrough(iterable=None, *args, **kwargs):
