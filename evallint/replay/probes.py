@@ -10,6 +10,8 @@ in PROBES.
 - grad:    the model's outputs require grad as written, not after the fix
 - overlap: the fraction of test samples found in the training set
 - params:  the model's parameters change during an evaluation pass (it trains on them)
+- train_mode: training steps that run with the model in eval mode (a later epoch after
+           an evaluation that never switched back)
 """
 from __future__ import annotations
 
@@ -334,12 +336,46 @@ def judge_params(ev: Evidence) -> Judgement:
                                 "it is scored on", **base)
 
 
+def judge_train_mode(ev: Evidence) -> Judgement:
+    """Training steps (forward passes whose outputs are backpropagated) that run with the
+    model in evaluation mode: dropout off, batch-norm frozen, as written vs after the fix."""
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
+    if w_run["error"]:
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+    if not w_run["train_steps"]:
+        return Judgement(NOT_REPLAYABLE, "the region runs no training step (no backward through the model)")
+
+    def show(run):
+        if run is None:
+            return "no fix"
+        if run["error"]:
+            return "error"
+        return f"{run['train_steps_in_eval_mode']} of {run['train_steps']} training steps in eval mode"
+
+    base = dict(metric="training steps in eval mode", written=show(w_run), fixed=show(f_run), truth="0",
+                written_value=float(w_run["train_steps_in_eval_mode"]),
+                fixed_value=None if f_run is None or f_run["error"] else float(f_run["train_steps_in_eval_mode"]),
+                truth_value=0.0)
+    if not w_run["train_steps_in_eval_mode"]:
+        return Judgement(NOT_REPRODUCED, "every training step runs in training mode as written", **base)
+    if f_run is not None and not f_run["error"] and not f_run["train_steps_in_eval_mode"]:
+        return Judgement(CONFIRMED, "after the first evaluation the model trains in eval mode as written; "
+                                    "every training step runs in training mode after the fix", **base)
+    if f_run is None:
+        return Judgement(CONFIRMED, "after the first evaluation the model trains in eval mode", **base)
+    return Judgement(NOT_REPRODUCED, "training steps still run in eval mode after the fix", **base)
+
+
 PROBES: dict[str, Probe] = {
     "metric": Probe("metric", "region", judge_metric),
     "mode": Probe("mode", "region", judge_mode),
     "grad": Probe("grad", "region", judge_grad),
     "overlap": Probe("overlap", "datasets", judge_overlap),
     "params": Probe("params", "region", judge_params),
+    "train_mode": Probe("train_mode", "region", judge_train_mode),
 }
 
 

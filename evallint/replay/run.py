@@ -17,6 +17,10 @@ from .world import world_for
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
 DEVICES = ("auto", "cpu", "cuda")
+# Probes about code that trains: their regions keep the training steps, with every
+# `range` loop cut to a few iterations.
+_TRAINING_PROBES = ("params", "train_mode")
+_MAX_TRAINING_ITERATIONS = 3
 
 
 @dataclass
@@ -152,7 +156,7 @@ def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int])
 
 def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
     # A finding about an evaluation loop that trains is replayed with its training steps.
-    training = any(probe.name == "params" for probe in p.probes)
+    training = any(probe.name in _TRAINING_PROBES for probe in p.probes)
     p.written = cut_region(text, line, training)
     if fixed_source is not None:
         start, kind = anchor_start(text, line, training)
@@ -174,8 +178,8 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
     world = world_for(p.written.code + "\n" + (p.fixed.code if p.fixed else ""))
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
-    train_mode = any(probe.name == "mode" for probe in p.probes)
-    return {"kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
+    train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)
+    return {"max_iterations": _MAX_TRAINING_ITERATIONS if training else None, "kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
             "imports": imports, "roles": roles, "world": world.to_json(), "sinks": exprs,
             "model_mode": "train" if train_mode else "eval"}
 

@@ -57,8 +57,12 @@ def make_model_class(torch):
             out = self.norm(h)
             if self.head_kind == "binary" and self.output == "probs":
                 out = torch.sigmoid(out)
-            self.calls.append({"training": self.training, "grad_enabled": torch.is_grad_enabled(),
-                               "requires_grad": out.requires_grad, "out": out.detach().to("cpu")})
+            record = {"training": self.training, "grad_enabled": torch.is_grad_enabled(),
+                      "requires_grad": out.requires_grad, "out": out.detach().to("cpu"), "backward": False}
+            if out.requires_grad:
+                # A training step is a forward pass whose output gradients flow back through.
+                out.register_hook(lambda grad: record.__setitem__("backward", True))
+            self.calls.append(record)
             return out
 
     return PlantedModel
