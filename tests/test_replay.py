@@ -169,6 +169,19 @@ def test_file_backed_datasets_are_keyed_by_construction(reports):
     assert "keyed by how each set is built" in row.reason
 
 
+def test_el203_training_steps_in_eval_mode(reports):
+    """After the first validation pass, every training step runs in eval mode."""
+    row = _row(reports["el203_eval_not_undone.py"], "EL203")
+    assert row.verdict == CONFIRMED and row.probe == "train_mode"
+    assert row.written_value > 0 and row.fixed_value == 0
+
+
+def test_el205_evaluation_changes_parameters(reports):
+    row = _row(reports["el205_step_in_eval.py"], "EL205")
+    assert row.verdict == CONFIRMED and row.probe == "params"
+    assert row.written == "parameters changed"
+
+
 def test_not_replayable_names_the_reason(reports):
     row = _row(reports["not_replayable.py"], "EL101")
     assert row.verdict == NOT_REPLAYABLE and "`self`" in row.reason

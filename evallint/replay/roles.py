@@ -30,6 +30,8 @@ _OPTIM_METHODS = frozenset({"zero_grad", "step"})
 # Fitted preprocessing (scalers, encoders): replay keeps the stand-in data as it is.
 _TRANSFORMER_METHODS = frozenset({"transform", "inverse_transform"})
 # Counters that only the skipped training code advances (`if epoch % 10 == 0`).
+# How many epochs the skipped set-up asked for: replay runs a few.
+_EPOCHS = re.compile(r"^(epochs|num_epochs|n_epochs|nb_epochs|max_epochs|EPOCHS|NUM_EPOCHS|N_EPOCHS|total_epochs)$")
 _COUNTER = re.compile(r"^(epoch|ep|epoch_idx|step|global_step|iteration|n_iter|current_epoch)$")
 _ITER_WRAPPERS = frozenset({"enumerate", "iter", "tqdm", "track", "list"})
 
@@ -156,6 +158,8 @@ def _role_of(name: str, u: _Usage) -> str:
         return "transformer"
     if _COUNTER.match(name):
         return "counter"
+    if _EPOCHS.match(name):
+        return "epochs"
     if _BATCH.match(name):
         return "batch_size"
     if _CLASSES.match(name):

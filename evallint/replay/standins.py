@@ -92,6 +92,7 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "progress": lambda: _passthrough,
         "transformer": lambda: _IdentityTransformer(),
         "counter": lambda: 0,
+        "epochs": lambda: 2,
     }
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
 
