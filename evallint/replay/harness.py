@@ -86,6 +86,14 @@ def _namespace(imports: list[str], bindings: dict) -> tuple[dict, list[str]]:
     return ns, missing
 
 
+def _capped_range(cap: int):
+    """`range` for regions that train: a few epochs show what every epoch does."""
+    def capped(*args):
+        return range(*args)[:cap]
+
+    return capped
+
+
 def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) -> dict:
     from evallint.replay import standins
 
@@ -95,6 +103,8 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
         bindings, model = standins.build(torch, job["world"], job["roles"], device, seed,
                                          job.get("model_mode", "train"))
         ns, missing = _namespace(job["imports"], bindings)
+        if job.get("max_iterations"):
+            ns["range"] = _capped_range(job["max_iterations"])
         before = {k: v.detach().clone() for k, v in model.state_dict().items()}
         out, err = io.StringIO(), io.StringIO()
         error = None
@@ -122,6 +132,8 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
             "training": any(c["training"] for c in calls),
             "requires_grad": any(c["requires_grad"] for c in calls),
             "state_changed": changed,
+            "train_steps": sum(1 for c in calls if c["backward"]),
+            "train_steps_in_eval_mode": sum(1 for c in calls if c["backward"] and not c["training"]),
             "_outs": [c["out"] for c in calls],
         })
     a, b = runs[0].pop("_outs"), runs[1].pop("_outs")
@@ -134,7 +146,9 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
 def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
     from evallint.runtime.overlap import overlap
 
-    ns, missing = _namespace(job["imports"], {})
+    from evallint.replay import vision
+
+    ns, missing = _namespace(job["imports"], {"__evallint_keyed__": vision.keyed(torch)})
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -147,7 +161,7 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
         return {"error": error}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    return {"error": None, "fraction": report.fraction, "n_found": report.n_found, "n_test": report.n_test,
+    return {"error": None, "keyed": bool(job.get("keyed")), "fraction": report.fraction, "n_found": report.n_found, "n_test": report.n_test,
             "n_train": report.n_train, "examples": [list(e) for e in report.examples[:3]]}
 
 
@@ -168,7 +182,9 @@ def main() -> int:
     _emit({"device": label, "torch": torch.__version__})
     _no_network()
     signal.signal(signal.SIGALRM, _alarm)
-    from evallint.replay import standins
+    from evallint.replay import standins, vision
+
+    vision.install(torch)  # never download or read a dataset
 
     seed, limit = request["seed"], request["time_limit"]
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))

@@ -9,6 +9,9 @@ in PROBES.
 - mode:    two passes over the same batches differ as written, agree after the fix
 - grad:    the model's outputs require grad as written, not after the fix
 - overlap: the fraction of test samples found in the training set
+- params:  the model's parameters change during an evaluation pass (it trains on them)
+- train_mode: training steps that run with the model in eval mode (a later epoch after
+           an evaluation that never switched back)
 """
 from __future__ import annotations
 
@@ -32,6 +35,10 @@ class Evidence:
     sink_index: Optional[int] = None   # positions of the metric in each version's sinks
     sink_index_fixed: Optional[int] = None
     alternatives: tuple = ()           # (Sink, index) of other values, latest first
+    metric_together: Optional[Sink] = None  # with the fixes of the findings sharing the metric
+    sink_index_together: Optional[int] = None
+    partners: tuple = ()               # those findings' codes
+    code: str = ""                     # the finding's own code
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,8 @@ class Judgement:
     written_value: Optional[float] = None
     fixed_value: Optional[float] = None
     truth_value: Optional[float] = None
+    together: Optional[str] = None
+    together_value: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -124,19 +133,24 @@ def judge_metric(ev: Evidence) -> Judgement:
     base = dict(metric=metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
                 truth=fmt(truth), written_value=w, fixed_value=f, truth_value=truth)
     if w_run["error"]:
-        if f_run is not None and not f_run["error"]:
-            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
-                             **{**base, "written": "error"})
+        if _gets_past(w_run, f_run):
+            return Judgement(CONFIRMED, _crash_reason(w_run, f_run), **{**base, "written": "error"})
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
     if w is None:
         return Judgement(NOT_REPLAYABLE, f"the region computes no number to compare (`{metric.label}` "
                                          "is not a scalar)", metric=metric.label)
     if f_run is not None and f_run["error"]:
         return Judgement(NOT_REPRODUCED, f"the fixed region raises {f_run['error']}", **base)
+    together = _sink_value(_first_run(ev, "together"), ev.sink_index_together) if ev.partners else None
+    if together is not None:
+        base.update(together=fmt(together), together_value=together)
+    shared = _attribution(ev, w, f, together, truth) if together is not None else ""
     if _close(w, truth):
         extra = "; the fix changes no value" if _close(w, f) else ""
         return Judgement(NOT_REPRODUCED, f"as written the metric equals the ground truth{extra}", **base)
     if ev.has_fix and _close(w, f):
+        if shared:
+            return Judgement(NOT_REPRODUCED, f"this fix alone changes no value; {shared}", **base)
         return Judgement(NOT_REPRODUCED, "the fix changes no computed value on synthetic data", **base)
     off = _ratio(w, truth)
     if not ev.has_fix:
@@ -147,9 +161,34 @@ def judge_metric(ev: Evidence) -> Judgement:
         # e.g. a mean of batch means: the fix is right, the short last batch weighs a little more
         return Judgement(CONFIRMED, f"as written {off}; the fix brings it within "
                                     f"{abs(f - truth) / abs(truth):.1%} of the ground truth", **base)
-    if _close(w, f):
-        return Judgement(NOT_REPRODUCED, "the fix changes no value", **base)
-    return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth", **base)
+    if _towards(w, f, truth):
+        # Another bug on the same metric keeps it from the truth: the fix is still right.
+        rest = shared or (f"the fix moves it to {fmt(f)}, towards the ground truth; the gap that remains "
+                          "points at a bug no rule flagged")
+        return Judgement(CONFIRMED, f"as written {off}; {rest}", **base)
+    return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth"
+                     + (f"; {shared}" if shared else ""), **base)
+
+
+def _distance(value: float, truth: float) -> float:
+    """How far a value is from the truth: in orders of magnitude when both have one sign
+    (a 10^4 error and a 10^2 error are far apart), else relatively."""
+    if value and truth and (value > 0) == (truth > 0):
+        return abs(math.log10(value / truth))
+    return abs(value - truth) / max(abs(truth), 1e-9)
+
+
+def _towards(w: float, f: Optional[float], truth: float) -> bool:
+    return f is not None and not _close(w, f) and _distance(f, truth) < _distance(w, truth) - 1e-6
+
+
+def _attribution(ev: Evidence, w: float, f: Optional[float], together: float, truth: float) -> str:
+    """"EL101 alone: 0.0073 -> 0.16; with EL102 fixed as well: 73.0 = truth"."""
+    others = " and ".join(ev.partners)
+    alone = f"{ev.code} alone: {fmt(w)} → {fmt(f)}" if ev.code else f"this fix alone: {fmt(w)} → {fmt(f)}"
+    end = "= truth" if _close(together, truth) else \
+        f"(truth {fmt(truth)}): the gap that remains points at a bug no rule flagged"
+    return f"{alone}; with {others} fixed as well: {fmt(together)} {end}"
 
 
 def _ratio(value: float, truth: float) -> str:
@@ -161,6 +200,18 @@ def _ratio(value: float, truth: float) -> str:
     return f"off by {abs(value - truth):.4g}"
 
 
+def _gets_past(w_run: dict, f_run: Optional[dict]) -> bool:
+    """The code as written crashes and the fixed code does not crash the same way."""
+    return bool(w_run["error"]) and f_run is not None and f_run["error"] != w_run["error"]
+
+
+def _crash_reason(w_run: dict, f_run: dict) -> str:
+    if not f_run["error"]:
+        return f"as written the region raises {w_run['error']}; the fix runs"
+    return (f"as written the region raises {w_run['error']}; the fix gets past it "
+            f"(the stand-ins then stop at {f_run['error']})")
+
+
 def judge_mode(ev: Evidence) -> Judgement:
     failed = _region_failed(ev)
     if failed:
@@ -168,8 +219,8 @@ def judge_mode(ev: Evidence) -> Judgement:
     w_ver, f_ver = ev.result["versions"]["written"], ev.result["versions"].get("fixed")
     w_run = w_ver["runs"][0]
     if w_run["error"]:
-        if f_ver and not f_ver["runs"][0]["error"]:
-            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+        if f_ver and _gets_past(w_run, f_ver["runs"][0]):
+            return Judgement(CONFIRMED, _crash_reason(w_run, f_ver["runs"][0]),
                              metric="model outputs", written="error", fixed="runs")
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
     if not w_run["forward_calls"]:
@@ -209,8 +260,8 @@ def judge_grad(ev: Evidence) -> Judgement:
         return failed
     w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
     if w_run["error"]:
-        if f_run is not None and not f_run["error"]:
-            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']}; the fix runs",
+        if _gets_past(w_run, f_run):
+            return Judgement(CONFIRMED, _crash_reason(w_run, f_run),
                              metric="outputs.requires_grad", written="error", fixed="runs")
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
     if not w_run["forward_calls"]:
@@ -249,11 +300,73 @@ def judge_overlap(ev: Evidence) -> Judgement:
     base = dict(metric="test samples found in training", written=show(w), fixed=show(f), truth="0 (0.0%)",
                 written_value=w["fraction"], fixed_value=None if not f or f.get("error") else f["fraction"],
                 truth_value=0.0)
+    how = (" (data read from files stand in as seeded samples keyed by how each set is built: "
+           "built the same way, they hold the same samples)") if w.get("keyed") else ""
     if not w["n_found"]:
-        return Judgement(NOT_REPRODUCED, "no test sample is in the training set", **base)
+        return Judgement(NOT_REPRODUCED, "no test sample is in the training set" + how, **base)
     if f is not None and not f.get("error") and not f["n_found"]:
-        return Judgement(CONFIRMED, "the test set overlaps the training set as written, not after the fix", **base)
-    return Judgement(CONFIRMED, "the test set overlaps the training set", **base)
+        return Judgement(CONFIRMED, "the test set overlaps the training set as written, not after the fix" + how,
+                         **base)
+    return Judgement(CONFIRMED, "the test set overlaps the training set" + how, **base)
+
+
+def judge_params(ev: Evidence) -> Judgement:
+    """Evaluation must never change the model: its parameters before and after a pass."""
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
+    if w_run["error"]:
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+    if not w_run["forward_calls"]:
+        return Judgement(NOT_REPLAYABLE, "the region never calls the model")
+
+    def show(run):
+        return "no fix" if run is None else ("error" if run["error"] else
+                                             "parameters changed" if run["state_changed"] else "unchanged")
+
+    base = dict(metric="model parameters", written=show(w_run), fixed=show(f_run), truth="unchanged",
+                written_value=float(w_run["state_changed"]),
+                fixed_value=None if f_run is None else float(f_run["state_changed"]), truth_value=0.0)
+    if not w_run["state_changed"]:
+        return Judgement(NOT_REPRODUCED, "the evaluation pass leaves the parameters unchanged", **base)
+    if f_run is not None and not f_run["error"] and not f_run["state_changed"]:
+        return Judgement(CONFIRMED, "the evaluation pass trains the model as written, not after the fix", **base)
+    return Judgement(CONFIRMED, "the evaluation pass changes the model's parameters: it trains on the data "
+                                "it is scored on", **base)
+
+
+def judge_train_mode(ev: Evidence) -> Judgement:
+    """Training steps (forward passes whose outputs are backpropagated) that run with the
+    model in evaluation mode: dropout off, batch-norm frozen, as written vs after the fix."""
+    failed = _region_failed(ev)
+    if failed:
+        return failed
+    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
+    if w_run["error"]:
+        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+    if not w_run["train_steps"]:
+        return Judgement(NOT_REPLAYABLE, "the region runs no training step (no backward through the model)")
+
+    def show(run):
+        if run is None:
+            return "no fix"
+        if run["error"]:
+            return "error"
+        return f"{run['train_steps_in_eval_mode']} of {run['train_steps']} training steps in eval mode"
+
+    base = dict(metric="training steps in eval mode", written=show(w_run), fixed=show(f_run), truth="0",
+                written_value=float(w_run["train_steps_in_eval_mode"]),
+                fixed_value=None if f_run is None or f_run["error"] else float(f_run["train_steps_in_eval_mode"]),
+                truth_value=0.0)
+    if not w_run["train_steps_in_eval_mode"]:
+        return Judgement(NOT_REPRODUCED, "every training step runs in training mode as written", **base)
+    if f_run is not None and not f_run["error"] and not f_run["train_steps_in_eval_mode"]:
+        return Judgement(CONFIRMED, "after the first evaluation the model trains in eval mode as written; "
+                                    "every training step runs in training mode after the fix", **base)
+    if f_run is None:
+        return Judgement(CONFIRMED, "after the first evaluation the model trains in eval mode", **base)
+    return Judgement(NOT_REPRODUCED, "training steps still run in eval mode after the fix", **base)
 
 
 PROBES: dict[str, Probe] = {
@@ -261,6 +374,8 @@ PROBES: dict[str, Probe] = {
     "mode": Probe("mode", "region", judge_mode),
     "grad": Probe("grad", "region", judge_grad),
     "overlap": Probe("overlap", "datasets", judge_overlap),
+    "params": Probe("params", "region", judge_params),
+    "train_mode": Probe("train_mode", "region", judge_train_mode),
 }
 
 

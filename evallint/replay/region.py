@@ -19,7 +19,7 @@ from ..facts.exprs import target_names
 from ..facts.flow import statements_in
 from ..facts.index import Stmt
 from .names import BUILTINS, expr_reads, free_names
-from .roles import STANDIN_ROLES, infer_roles
+from .roles import FULL_BATCH_ROLES, STANDIN_ROLES, infer_roles
 from .tree import RegionError, Tree, after, before, block_units, code_of, path, smalls, unit
 
 __all__ = ["RETURN_NAME", "RegionError", "Region", "Sink", "cut_region", "anchor_start", "cut_at", "has_io"]
@@ -48,26 +48,50 @@ class Region:
     flagged: frozenset[str]
 
 
-def _anchor(tree: Tree, line: int) -> Stmt:
-    """The innermost `for` loop around the finding; else the flagged statement, or the
-    first loop inside a flagged compound statement."""
+def _anchor(tree: Tree, line: int, training: bool = False) -> Stmt:
+    """The innermost `for` loop around the finding that does not train (an epoch loop
+    that also backpropagates is never replayed: the finding is then a full-batch
+    evaluation inside it; `training` lifts that, for findings about an evaluation loop
+    that trains); else the flagged statement, or the first loop inside a flagged
+    compound statement."""
     at = tree.at_line(line)
     if at is None:
         raise RegionError(f"no statement at line {line}")
     node = unit(at)
-    if isinstance(node, cst.For):
+    trains = (lambda s: False) if training else tree.facts.backprops_in
+    if isinstance(node, cst.For) and not trains(at):
         return at
-    loops = tree.facts.enclosing_loops(at)
+    loops = [l for l in tree.facts.enclosing_loops(at) if not trains(l.stmt)]
     if loops:
         return loops[0].stmt
+    if tree.facts.enclosing_loops(at) and not isinstance(node, cst.SimpleStatementLine):
+        raise RegionError("the finding is inside a training loop, with no evaluation loop or metric statement")
     if isinstance(node, cst.SimpleStatementLine):
-        return at
+        return _feeding_loop(tree, at) or at
     first = next((s for s in statements_in(at, tree.index) if isinstance(s.node, cst.For)), None)
     if first is not None:
         return first
     if isinstance(node, (cst.With, cst.If, cst.Try, cst.While)):
         return at  # e.g. a `with` header flagged, with no loop inside
     raise RegionError("no evaluation loop or metric statement at the finding")
+
+
+def _feeding_loop(tree: Tree, at: Stmt) -> Optional[Stmt]:
+    """A metric line after an evaluation loop (`acc = correct / (total * 100)`) is replayed
+    with the loop that accumulates what it reads: the nearest earlier evaluation loop in
+    its block (or inside an earlier `with` block) that writes one of those names."""
+    reads = tree.use(unit(at)).reads
+    for sibling in reversed(at.block[: at.index]):
+        candidates = [sibling] if isinstance(sibling.node, cst.For) else \
+            [s for s in statements_in(sibling, tree.index) if isinstance(s.node, cst.For)] \
+            if isinstance(sibling.node, cst.With) else []
+        for loop in candidates:
+            use = tree.use(unit(loop))
+            if reads & (use.writes | use.aug):
+                return None if tree.facts.backprops_in(loop) else loop
+        if reads & tree.use(unit(sibling)).writes:
+            return None  # defined by other code in between: replay the line alone
+    return None
 
 
 _SETUP_METHODS = frozenset({"eval", "train", "zero_grad", "requires_grad_", "to", "float", "double", "half"})
@@ -131,18 +155,26 @@ class _Cutter:
 
     def cut(self) -> Region:
         scope_roles = self._roles()
-        standins = {n for n, r in scope_roles.items() if r in STANDIN_ROLES}
+        # A full-batch evaluation (no loop of its own) runs the model on whole tensors:
+        # those get stand-ins too, so that the planted accuracy holds.
+        kept = STANDIN_ROLES if isinstance(self.anchor, cst.For) else STANDIN_ROLES | FULL_BATCH_ROLES
+        standins = {n for n, r in scope_roles.items() if r in kept}
         available = BUILTINS | self.modules | set(scope_roles)
         anchor_use = self.tree.use(self.anchor)
         produced = set(anchor_use.writes | anchor_use.aug)
         if not produced:  # `model.eval` as a statement: what follows uses the same objects
             produced = set(anchor_use.reads - BUILTINS - self.modules)
         defs: dict[str, tuple[frozenset[str], str]] = {}
+        own: list[Sink] = []
         if isinstance(self.anchor, cst.SimpleStatementLine):
             self._record_defs(self.anchor, defs)
+            # The value the flagged statement computes is the finding's own metric.
+            own = self._sinks_of(self.anchor, available | produced | set(anchor_use.reads), defs)
         post, sinks = self._post(available, produced, defs)
+        sinks = own + sinks
 
         excluded: set[int] = set()
+        first_missing: list[str] = []
         for _ in range(8):  # drop statements whose inputs nothing can provide, to a fixed point
             post = {d: [st for st in stmts if id(st) not in excluded] for d, stmts in post.items()}
             prior, accumulators = self._prior(post, available, standins, produced, excluded)
@@ -158,13 +190,14 @@ class _Cutter:
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
+            first_missing = first_missing or missing
             culprits = [st for stmts in list(prior.values()) + list(post.values()) for st in stmts
                         if id(st) not in excluded and set(missing) & self.tree.use(st).reads]
             if not missing or not culprits:
                 break
             excluded |= {id(st) for st in culprits}
-        if missing:
-            raise RegionError(self._explain_missing(missing[0]))
+        if missing:  # name what the user can act on: a name the region's own code reads
+            raise RegionError(self._explain_missing(first_missing[0]))
 
         acc_sinks = [Sink(n, n, frozenset({n}), n) for n in dict.fromkeys(accumulators)]
         all_sinks = _dedupe(acc_sinks + sinks)
@@ -407,17 +440,17 @@ def _flagged_names(tree: Tree, line: int) -> frozenset[str]:
     return frozenset()
 
 
-def cut_region(text: str, line: int) -> Region:
+def cut_region(text: str, line: int, training: bool = False) -> Region:
     """Cut the region around the finding at `line` of `text`."""
     tree = Tree.parse(text)
-    return _Cutter(tree, _anchor(tree, line), _flagged_names(tree, line)).cut()
+    return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line)).cut()
 
 
-def anchor_start(text: str, line: int) -> tuple[tuple[int, int], type]:
+def anchor_start(text: str, line: int, training: bool = False) -> tuple[tuple[int, int], type]:
     """Where the anchor of the finding at `line` starts (line, 0-based column), and
     its statement type: used to find the same region in the fixed text."""
     tree = Tree.parse(text)
-    anchor = _anchor(tree, line)
+    anchor = _anchor(tree, line, training)
     return tree.start(anchor), type(unit(anchor))
 
 

@@ -23,6 +23,8 @@ class FindingReplay:
     written_value: Optional[float] = None
     fixed_value: Optional[float] = None
     truth_value: Optional[float] = None
+    together: Optional[str] = None   # with the fixes of the findings sharing the metric
+    together_value: Optional[float] = None
     seconds: Optional[float] = None  # child time spent on this finding
 
     @property

@@ -12,6 +12,8 @@ import libcst as cst
 
 # Roles whose stand-in replaces any assignment the user's code makes to the name.
 STANDIN_ROLES = frozenset({"model", "loader", "criterion", "optimizer", "device", "progress"})
+# Whole-set tensors: stand-ins too where the region evaluates without a loop of its own.
+FULL_BATCH_ROLES = frozenset({"inputs", "labels"})
 
 _LOSS = re.compile(r"crit|loss", re.I)
 _OPTIM = re.compile(r"^(opt|optim|optimizer|optimiser)(_\w+)?$|optimi[sz]er", re.I)
@@ -25,6 +27,12 @@ _MODEL = re.compile(r"model|net|clf|classifier|encoder|network", re.I)
 _MODEL_METHODS = frozenset({"eval", "train", "parameters", "forward", "state_dict", "modules", "named_modules",
                             "load_state_dict", "children", "zero_grad_"})
 _OPTIM_METHODS = frozenset({"zero_grad", "step"})
+# Fitted preprocessing (scalers, encoders): replay keeps the stand-in data as it is.
+_TRANSFORMER_METHODS = frozenset({"transform", "inverse_transform"})
+# Counters that only the skipped training code advances (`if epoch % 10 == 0`).
+# How many epochs the skipped set-up asked for: replay runs a few.
+_EPOCHS = re.compile(r"^(epochs|num_epochs|n_epochs|nb_epochs|max_epochs|EPOCHS|NUM_EPOCHS|N_EPOCHS|total_epochs)$")
+_COUNTER = re.compile(r"^(epoch|ep|epoch_idx|step|global_step|iteration|n_iter|current_epoch)$")
 _ITER_WRAPPERS = frozenset({"enumerate", "iter", "tqdm", "track", "list"})
 
 
@@ -83,12 +91,20 @@ def _callee(call: cst.Call) -> str:
     return ""
 
 
+# Calls that pass their first argument's data through: `torch.tensor(scaler.transform(X))`.
+_DATA_THROUGH = frozenset({"tensor", "as_tensor", "from_numpy", "FloatTensor", "LongTensor", "Tensor", "array",
+                           "asarray", "transform", "Variable", "stack", "cat", "float32"})
+
+
 def _root_name(expr: cst.BaseExpression) -> str:
-    """`test_Y.view(-1, 1).float()` -> `test_Y`."""
+    """`test_Y.view(-1, 1).float()` -> `test_Y`; `torch.tensor(scaler.transform(X))` -> `X`."""
     while True:
         if isinstance(expr, cst.Name):
             return expr.value
         if isinstance(expr, cst.Call):
+            if _callee(expr) in _DATA_THROUGH and expr.args and expr.args[0].keyword is None:
+                expr = expr.args[0].value
+                continue
             expr = expr.func
         elif isinstance(expr, (cst.Attribute, cst.Subscript)):
             expr = expr.value
@@ -138,6 +154,12 @@ def _role_of(name: str, u: _Usage) -> str:
     if methods & _MODEL_METHODS or (name in u.called and (_MODEL.search(name) or any(
             call.args and _root_name(call.args[0].value) in u.loop_inputs for call in u.called[name]))):
         return "model"
+    if methods and methods <= _TRANSFORMER_METHODS | {"fit_transform"}:
+        return "transformer"
+    if _COUNTER.match(name):
+        return "counter"
+    if _EPOCHS.match(name):
+        return "epochs"
     if _BATCH.match(name):
         return "batch_size"
     if _CLASSES.match(name):

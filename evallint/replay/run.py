@@ -17,6 +17,10 @@ from .world import world_for
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
 DEVICES = ("auto", "cpu", "cuda")
+# Probes about code that trains: their regions keep the training steps, with every
+# `range` loop cut to a few iterations.
+_TRAINING_PROBES = ("params", "train_mode")
+_MAX_TRAINING_ITERATIONS = 3
 
 
 @dataclass
@@ -26,6 +30,8 @@ class _Prepared:
     job: Optional[dict] = None
     written: Optional[Region] = None
     fixed: Optional[Region] = None
+    together: Optional[Region] = None  # with the fixes of the findings that share its metric
+    partners: tuple[str, ...] = ()      # those findings' codes
     skip: Optional[str] = None  # why it is not replayable
 
 
@@ -73,6 +79,7 @@ def replay_sources(items, rules, device: str = "auto", seed: int = 0,
     jobs = []
     for src, diags in items:
         group = [_prepare(src, d, _rule(rules, d.code)) for d in sorted(diags, key=lambda d: d.sort_key)]
+        _share_metrics(src, group)
         for p in group:
             if p.job is not None:
                 p.job["id"] = len(jobs)
@@ -148,9 +155,11 @@ def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int])
 
 
 def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
-    p.written = cut_region(text, line)
+    # A finding about an evaluation loop that trains is replayed with its training steps.
+    training = any(probe.name in _TRAINING_PROBES for probe in p.probes)
+    p.written = cut_region(text, line, training)
     if fixed_source is not None:
-        start, kind = anchor_start(text, line)
+        start, kind = anchor_start(text, line, training)
         try:
             p.fixed = cut_at(fixed_source.text, _fixed_position(source, text, fixed_source, diag, start),
                              kind, p.written.flagged)
@@ -169,10 +178,44 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
     world = world_for(p.written.code + "\n" + (p.fixed.code if p.fixed else ""))
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
-    train_mode = any(probe.name == "mode" for probe in p.probes)
-    return {"kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
+    train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)
+    return {"max_iterations": _MAX_TRAINING_ITERATIONS if training else None, "kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
             "imports": imports, "roles": roles, "world": world.to_json(), "sinks": exprs,
             "model_mode": "train" if train_mode else "eval"}
+
+
+def _share_metrics(source, group: list[_Prepared]) -> None:
+    """Findings whose regions compute the same metric (one loop, one metric expression,
+    e.g. EL101 and EL102 on neighbouring lines) are also replayed with all their fixes
+    applied together, so that each one's share of the error can be told apart."""
+    clusters: dict[tuple, list[_Prepared]] = {}
+    for p in group:
+        if p.job is None or p.job.get("kind") != "region" or p.written is None or p.written.metric is None \
+                or p.diag.fix is None:
+            continue
+        clusters.setdefault((p.written.anchor_line, p.written.metric.expr), []).append(p)
+    for members in clusters.values():
+        if len(members) < 2:
+            continue
+        edits = [e for p in members for e in p.diag.fix.edits]
+        text = source.text
+        try:
+            together = source.apply_edits(edits)
+            start, kind = anchor_start(text, virtual_line(source, members[0].diag.cell, members[0].diag.line))
+            region = cut_at(together.text, map_position(text, together.text, start, edit_spans(source, edits)),
+                            kind, members[0].written.flagged)
+        except (RegionError, ValueError):
+            continue  # overlapping fixes, or a region the fixed code no longer has
+        for p in members:
+            p.together = region
+            p.partners = tuple(q.diag.code for q in members if q is not p)
+            p.job["versions"]["together"] = region.code
+            for sink in region.sinks:
+                if sink.expr not in p.job["sinks"]:
+                    p.job["sinks"].append(sink.expr)
+            for name, role in region.roles.items():
+                p.job["roles"].setdefault(name, role)
+            p.job["imports"] += [i for i in region.imports if i not in p.job["imports"]]
 
 
 def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
@@ -185,7 +228,7 @@ def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
         except RegionError:
             fixed = None
     return {"kind": "datasets", "versions": {"written": written.code, "fixed": fixed.code if fixed else None},
-            "imports": list(written.imports), "max_items": 5000}
+            "imports": list(written.imports), "max_items": 5000, "keyed": written.keyed}
 
 
 def _judge(p: _Prepared, results: dict) -> FindingReplay:
@@ -200,7 +243,9 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
                   metric=p.written.metric if p.written else None,
                   metric_fixed=p.fixed.metric if p.fixed else None,
                   sink_index=_index(sinks, p.written), sink_index_fixed=_index(sinks, p.fixed),
-                  alternatives=_alternatives(sinks, p.written, p.fixed))
+                  alternatives=_alternatives(sinks, p.written, p.fixed),
+                  metric_together=p.together.metric if p.together else None,
+                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code)
     if d.fix is not None and p.job["versions"].get("fixed") is None:
         ev = Evidence(**{**ev.__dict__, "has_fix": False})
     judged = [(probe, probe.judge(ev)) for probe in p.probes]
@@ -210,7 +255,8 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
         reason += " (the fixed code could not be cut)"
     return FindingReplay(d.code, d.line, j.verdict, reason, probe=probe.name, metric=j.metric, written=j.written,
                          fixed=j.fixed, truth=j.truth, written_value=j.written_value, fixed_value=j.fixed_value,
-                         truth_value=j.truth_value, seconds=result.get("seconds"))
+                         truth_value=j.truth_value, together=j.together, together_value=j.together_value,
+                         seconds=result.get("seconds"))
 
 
 def _alternatives(sinks: list[str], written: Optional[Region], fixed: Optional[Region]) -> tuple:

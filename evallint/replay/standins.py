@@ -57,8 +57,12 @@ def make_model_class(torch):
             out = self.norm(h)
             if self.head_kind == "binary" and self.output == "probs":
                 out = torch.sigmoid(out)
-            self.calls.append({"training": self.training, "grad_enabled": torch.is_grad_enabled(),
-                               "requires_grad": out.requires_grad, "out": out.detach().to("cpu")})
+            record = {"training": self.training, "grad_enabled": torch.is_grad_enabled(),
+                      "requires_grad": out.requires_grad, "out": out.detach().to("cpu"), "backward": False}
+            if out.requires_grad:
+                # A training step is a forward pass whose output gradients flow back through.
+                out.register_hook(lambda grad: record.__setitem__("backward", True))
+            self.calls.append(record)
             return out
 
     return PlantedModel
@@ -86,8 +90,20 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "batch_size": lambda: world["batch_size"],
         "num_classes": lambda: world["classes"],
         "progress": lambda: _passthrough,
+        "transformer": lambda: _IdentityTransformer(),
+        "counter": lambda: 0,
+        "epochs": lambda: 2,
     }
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
+
+
+class _IdentityTransformer:
+    """A fitted scaler or encoder of the skipped set-up: the stand-in data stay as they are."""
+
+    def transform(self, x, *args, **kwargs):
+        return x
+
+    inverse_transform = fit_transform = transform
 
 
 def _passthrough(iterable=None, *args, **kwargs):

@@ -16,7 +16,9 @@ BATCH_SIZE = 64
 CLASSES = 10
 PLANTED_ACCURACY = 0.73
 
-_BINARY = re.compile(r"sigmoid|BCE|binary|>=?\s*0?\.5\b|\.round\(\)")
+_BINARY = re.compile(r"sigmoid|BCE|binary|>=?\s*0?\.5\b|\.round\(\)|>=?\s*0(?![.\w])")
+# `logits > 0` thresholds raw scores: the model's head emits logits.
+_LOGIT_THRESHOLD = re.compile(r">=?\s*0(?![.\w])")
 _FLAT_HINT = re.compile(r"\.(unsqueeze)\(\s*-?1\s*\)|\.(view|reshape)\(\s*-1\s*,\s*1\s*\)|\[\s*:\s*,\s*None\s*\]"
                         r"|\.squeeze\(|\.flatten\(|\.(view|reshape)\(\s*-1\s*\)|\.ravel\(")
 _WIDTH = re.compile(r"\.(?:view|reshape)\(\s*(?:-1|\w+\.size\(0\)|\w+\.shape\[0\])\s*,\s*([\d\s*]+)\)")
@@ -49,5 +51,6 @@ def world_for(code: str) -> World:
     if not binary:
         return World(features=width)
     return World(classes=2, head="binary",
-                 binary_output="logits" if "sigmoid" in code or "WithLogits" in code else "probs",
+                 binary_output="logits" if "sigmoid" in code or "WithLogits" in code or _LOGIT_THRESHOLD.search(code)
+                 else "probs",
                  label_layout="flat" if _FLAT_HINT.search(code) else "column", features=width)
