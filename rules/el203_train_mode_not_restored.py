@@ -55,7 +55,7 @@ class TrainModeNotRestored(Rule):
     severity = Severity.ERROR
     fixable = Applicability.SAFE
     tokens = (("eval",), ("backward", "step"), TORCH_TOKENS)
-    replay_probe = None  # replay regions cover evaluation loops, not the epoch loop: not wired up yet
+    replay_probe = "train_mode"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

@@ -52,7 +52,7 @@ class OptimizerStepInEval(Rule):
     severity = Severity.ERROR
     fixable = None
     tokens = (("step", "backward"), TORCH_TOKENS)
-    replay_probe = None
+    replay_probe = "params"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:
