@@ -17,12 +17,16 @@ from rich.table import Table
 from . import __version__
 from .config import FAIL_LEVELS, ConfigError, load_settings
 from .diagnostic import Severity
+from .cache import cache_folder
 from .discover import discover
+from .progress import progress_bar
 from .registry import RuleError, load_rules
 from .report import FORMATS, ReportContext, render
-from .runner import RunOptions, run_paths, run_text
+from .report.statistics import statistics_table
+from .runner import RunOptions, run_bytes, run_paths
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _codes(values) -> Optional[list[str]]:
@@ -65,7 +69,9 @@ def _check_options(f):
         click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Use this config file."),
         click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Worker processes (0: all cores)."),
         click.option("--no-cache", is_flag=True, help="Do not read or write the result cache."),
-        click.option("--statistics", is_flag=True, help="Print the number of findings per rule."),
+        click.option("--statistics", is_flag=True,
+                     help="Print the number of findings per rule instead of the findings."),
+        click.option("--show-findings", is_flag=True, help="With --statistics: list the findings too."),
         click.option("--baseline", type=click.Path(dir_okay=False), help="Report only findings not in this baseline."),
         click.option("--write-baseline", type=click.Path(dir_okay=False), help="Record today's findings as the baseline."),
         click.option("--stdin-filename", help="Read the source from stdin and name it this."),
@@ -74,6 +80,8 @@ def _check_options(f):
         click.option("--fail-on", type=click.Choice(FAIL_LEVELS), default=None,
                      help="Lowest severity that fails the run (default: warning)."),
         click.option("--color/--no-color", default=None, help="Force colours on or off."),
+        click.option("--cache-dir", type=click.Path(file_okay=False),
+                     help="Cache folder (default: .evallint_cache in the project root; env EVALLINT_CACHE_DIR)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -95,10 +103,48 @@ def fix(**kw) -> None:
     _run_check(**kw)
 
 
-def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
-               jobs, no_cache, statistics, baseline, write_baseline, stdin_filename, force_exclude, fail_on,
-               color) -> None:
+def _run_check(**kw) -> None:
+    try:
+        _check(**kw)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop now. os._exit skips joining the analysis thread and the worker
+        # pool (they would finish their files first); writes are atomic, so every file
+        # is either old or new.
+        _interrupted()
+
+
+def _interrupted() -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.write("\nevallint: interrupted\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _write_stdout_bytes(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _warn(message: str) -> None:
+    click.echo(f"evallint: warning: {message}", err=True)
+
+
+def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
+           jobs, no_cache, statistics, show_findings, baseline, write_baseline, stdin_filename, force_exclude,
+           fail_on, color, cache_dir) -> None:
     rules = _rules()
+    paths = tuple(paths)
+    if "-" in paths:  # `evallint check -` reads stdin, as ruff does
+        if len(paths) > 1:
+            _fail("'-' reads the source from stdin: give no other paths with it")
+        paths, stdin_filename = (), stdin_filename or "-"
     if stdin_filename and paths:
         _fail("--stdin-filename reads the source from stdin: give no paths with it")
     start = Path(stdin_filename).parent if stdin_filename else Path(paths[0] if paths else ".")
@@ -119,17 +165,28 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
             _fail(str(exc))
     fmt = fmt or ("full" if sys.stdout.isatty() else "concise")
     use_color = color if color is not None else (sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    given = list(paths or (".",))
     options = RunOptions(fix=fix, unsafe_fixes=settings.unsafe_fixes, diff=diff, jobs=jobs,
-                         use_cache=not no_cache, keep_sources=fmt in ("full", "lsp"))
+                         use_cache=not no_cache, keep_sources=fmt in ("full", "lsp"),
+                         cache_dir=str(cache_folder(given, cache_dir)))
     if stdin_filename:
-        result = run_text(click.get_text_stream("stdin").read(), stdin_filename, settings, options)
+        data = click.get_binary_stream("stdin").read()
+        result = run_bytes(data, stdin_filename, settings, options)
         files = [stdin_filename]
     else:
-        missing = [p for p in (paths or (".",)) if not Path(p).exists()]
+        missing = [p for p in given if not os.path.lexists(p)]
         if missing:
             _fail(f"no such file or folder: {', '.join(missing)}")
-        files = list(discover(list(paths or (".",)), settings))
-        result = run_paths(files, settings, options)
+        files = list(discover(given, settings, warn=_warn))
+        if not files:
+            _warn("no Python files found (no .py or .ipynb file in "
+                  f"{', '.join(given)}, or all of them are excluded)")
+            sys.exit(EXIT_CLEAN)
+        with progress_bar(enabled=fmt in ("full", "concise") and not diff and sys.stderr.isatty(),
+                          color=color) as on_progress:
+            result = run_paths(files, settings, options, progress=on_progress)
+    for warning in result.warnings:
+        _warn(warning)
     diagnostics = result.diagnostics
     if write_baseline:
         from .baseline import BaselineError, write_baseline as _write
@@ -144,21 +201,28 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
             click.echo(f"{hidden} finding{'s' if hidden != 1 else ''} hidden by the baseline.", err=True)
     ctx = ReportContext(rules=rules, fixed=result.fixed, sources=result.sources, files_checked=files,
                         color=use_color, unsafe_fixes=settings.unsafe_fixes,
-                        fixed_codes=[c for f in result.files for c in f.fixed_codes])
+                        fixed_codes=[c for f in result.files for c in f.fixed_codes],
+                        fix_requested=fix, diff=diff)
     fixed_stdin = stdin_filename and fix and not diff
-    report_stream_err = bool(fixed_stdin)
+    human = fmt in ("full", "concise")
     if diff:
         diff_text = "".join(f.diff for f in result.files)
         click.echo(diff_text if diff_text.endswith("\n") or not diff_text else diff_text + "\n", nl=False)
-        if diagnostics and fmt in ("full", "concise"):
-            click.echo(render("concise", diagnostics, ctx), err=True, nl=False)
+        if human:
+            shown = diagnostics if not statistics or show_findings else []
+            click.echo(render("concise", shown, ctx), err=True, nl=False)
+    elif statistics and human and not show_findings:
+        # --statistics alone: the table (and the summary line), not the list.
+        if fixed_stdin:
+            _write_stdout_bytes(result.files[0].new_bytes or b"")
     else:
         if fixed_stdin:
-            click.echo(result.files[0].new_text, nl=False)
+            _write_stdout_bytes(result.files[0].new_bytes or b"")
         # click strips ANSI codes from non-terminals unless told the colours are wanted.
-        click.echo(render(fmt, diagnostics, ctx), nl=False, err=report_stream_err, color=use_color)
+        click.echo(render(fmt, diagnostics, ctx), nl=False, err=bool(fixed_stdin), color=use_color)
     if statistics:
-        _print_statistics(diagnostics, to_stderr=fmt not in ("full", "concise") or bool(fixed_stdin))
+        to_stderr = not human or bool(fixed_stdin) or diff
+        click.echo(statistics_table(diagnostics, ctx), err=to_stderr, nl=False)
     for err in result.errors:
         click.echo(f"evallint: error: {err}", err=True)
     if result.errors:
@@ -170,14 +234,6 @@ def _run_check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, dif
     if diff and any(f.diff for f in result.files) and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
-
-
-def _print_statistics(diagnostics, to_stderr: bool) -> None:
-    counts = Counter((d.code, d.name) for d in diagnostics)
-    fixable = Counter(d.code for d in diagnostics if d.fix)
-    for (code, name), n in sorted(counts.items()):
-        click.echo(f"{n:>5}  {code}  {name}{'  [fixable: %d]' % fixable[code] if fixable[code] else ''}",
-                   err=to_stderr)
 
 
 @main.command("rules")
@@ -207,6 +263,12 @@ def explain(code: str) -> None:
     rules = _rules()
     rule = rules.get(code)
     if rule is None:
+        from .catalogue import catalogued
+        planned = catalogued(code)
+        if planned is not None:
+            click.echo(f"{planned[0]} {planned[1]} is in evallint's rule catalogue but not built yet: it is "
+                       "planned, and its code is reserved (a `# noqa` naming it is not an error).")
+            return
         _fail(f"unknown rule '{code}' (run `evallint rules` for the list)")
     fix = rule.fixable.value if rule.fixable else "none"
     text = f"# {rule.code} {rule.name}\n\n*{rule.summary}*\n\nSeverity: {rule.severity.value} · Fix: {fix}\n\n" \
@@ -226,6 +288,9 @@ def explain(code: str) -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False))
 def replay(path, select, device, seed, fmt, config_file) -> None:
     """Run the flagged evaluation code on synthetic tensors, as written and fixed."""
+    from .runtime._torch import INSTALL_HINT, torch_available
+    if not torch_available():
+        _fail(f"replay runs code with PyTorch, which is not installed; {INSTALL_HINT}")
     from .replay import cli_replay
     rules = _rules()
     try:
@@ -238,8 +303,9 @@ def replay(path, select, device, seed, fmt, config_file) -> None:
 @main.command()
 def lsp() -> None:
     """Run the language server on stdin/stdout."""
-    try:
-        from .lsp import serve
-    except ImportError as exc:
-        _fail(f"the language server needs pygls: pip install 'evallint[lsp]' ({exc})")
+    from .lsp import missing_dependencies, serve
+    missing = missing_dependencies()
+    if missing:
+        _fail(f"the language server needs {' and '.join(missing)}, which "
+              f"{'is' if len(missing) == 1 else 'are'} not installed: pip install 'evallint[lsp]'")
     serve()

@@ -72,7 +72,7 @@ def relative_posix(path: str, root: Path) -> str:
     p = Path(path)
     try:
         return p.resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return p.as_posix()
 
 
@@ -148,14 +148,17 @@ def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None
 
     enabled = codes(table["select"], "select") if "select" in table else set(rules.codes())
     enabled |= codes(table.get("extend-select"), "extend-select")
-    enabled -= codes(table.get("ignore"), "ignore") | codes(table.get("extend-ignore"), "extend-ignore")
+    ignored = codes(table.get("ignore"), "ignore") | codes(table.get("extend-ignore"), "extend-ignore")
+    enabled -= ignored
     # Command-line options override the file.
     if select is not None:
         enabled = codes(list(select), "--select")
     if extend_select:
         enabled |= codes(list(extend_select), "--extend-select")
     if ignore:
-        enabled -= codes(list(ignore), "--ignore")
+        cli_ignored = codes(list(ignore), "--ignore")
+        enabled -= cli_ignored
+        ignored |= cli_ignored
 
     pfi = table.get("per-file-ignores", {})
     if not isinstance(pfi, dict):
@@ -179,6 +182,9 @@ def load_settings(start: Path, config_file: Optional[Path] = None, *, rules=None
     if not enabled:
         raise ConfigError(f"{where}: the selection is empty: no rule would run "
                           "(check --select/select and ignore)")
+    # A file that cannot be read or parsed is never checked silently (as ruff reports
+    # syntax errors whatever the selection): only an explicit ignore drops these codes.
+    enabled |= set(rules.engine_codes()) - ignored
     level = fail_on or table.get("fail-on", "warning")
     if level not in FAIL_LEVELS:
         raise ConfigError(f"{where}: 'fail-on' must be one of {', '.join(FAIL_LEVELS)}")

@@ -69,6 +69,9 @@ class Diagnostic:
     # The text of the flagged line(s) as the user sees them (cell-relative in notebooks);
     # used by reporters for context and by baselines for fingerprints.
     source_lines: tuple[str, ...] = field(default=(), compare=False)
+    # Project view: assumptions about callers in other modules the finding was made
+    # under; the run drops it when those callers contradict them.
+    depends_on: tuple[str, ...] = field(default=(), compare=False)
 
     def to_json(self) -> dict:
         return {

@@ -29,41 +29,48 @@ class FileResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     source: Optional[Source] = None
     errors: list[str] = field(default_factory=list)  # internal errors (exit 2)
+    summary: Optional[dict] = None  # the module's project summary (project runs only)
 
 
 def lint_path(path: str, settings: Settings, rules: RuleSet) -> FileResult:
     try:
         source = Source.read(path)
     except SourceError as exc:
-        return unreadable_result(path, str(exc), settings)
+        return unreadable_result(path, str(exc), settings, where=exc)
     return lint_source(source, settings, rules)
 
 
-def lint_text(text: str, path: str, settings: Settings, rules: RuleSet) -> FileResult:
+def lint_text(text: str, path: str, settings: Settings, rules: RuleSet, project=None) -> FileResult:
     """Check text that is not (or not yet) on disk: stdin, an editor's buffer."""
     try:
         source = Source.from_text(text, path, notebook=path.endswith(".ipynb"))
     except SourceError as exc:
-        return unreadable_result(path, str(exc), settings)
-    return lint_source(source, settings, rules)
+        return unreadable_result(path, str(exc), settings, where=exc)
+    return lint_source(source, settings, rules, project=project)
 
 
-def unreadable_result(path: str, message: str, settings: Settings) -> FileResult:
-    """The result for a file that cannot be read as source: one EL001 diagnostic."""
+def unreadable_result(path: str, message: str, settings: Settings, where: Optional[SourceError] = None) -> FileResult:
+    """The result for a file that cannot be read as source: one EL001 diagnostic, at
+    the place that cannot be read when `where` (the SourceError) knows it."""
     result = FileResult(path)
     if _UNREADABLE.code in settings.enabled_for(path):
+        line, column = (where.line, where.column) if where is not None else (1, 1)
+        lines = (where.line_text,) if where is not None and where.line_text is not None else ()
         result.diagnostics.append(Diagnostic(_UNREADABLE.code, _UNREADABLE.name, _UNREADABLE.severity,
-                                             message, path, 1, 1, 1, 1))
+                                             message, path, line, column, line, column, source_lines=lines))
     return result
 
 
-def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True) -> FileResult:
+def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True,
+                project=None) -> FileResult:
     """`prefilter=False` parses every file (benchmarks compare both ways). Runs on a
-    big stack: deeply nested code must give results, not crash the process."""
-    return call_with_big_stack(_lint_source, source, settings, rules, prefilter)
+    big stack: deeply nested code must give results, not crash the process.
+    `project` (a `project_run.ProjectContext`) gives the file its view of the other
+    modules of the run and asks for the file's own summary."""
+    return call_with_big_stack(_lint_source, source, settings, rules, prefilter, project)
 
 
-def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool) -> FileResult:
+def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool, project=None) -> FileResult:
     try:
         source.text.encode("utf-8")
     except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent by an editor
@@ -79,19 +86,32 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
     if prefilter:
         selected = [r for r in selected if r.may_fire(text)]
     if not selected:
-        # No selected rule can fire; only a syntax error could be reported.
-        if want_syntax and not _compiles(text):
+        # No selected rule can fire; only a syntax error could be reported, and a
+        # module that others import (a package's `__init__` re-exporting a model
+        # class) still owes them its summary.
+        if project is not None and project.imported:
+            module = _parse(source, text, result, want_syntax)
+            if module is not None:
+                result.summary = _summary(ModuleFacts(module, source.path, settings.patterns,
+                                                      project=project.link(source.path)))
+        elif want_syntax and not _compiles(text):
             _parse(source, text, result, want_syntax)
         return result
     module = _parse(source, text, result, want_syntax)
     if module is None:
         return result
-    facts = ModuleFacts(module, source.path, settings.patterns)
+    link = project.link(source.path) if project is not None else None
+    facts = ModuleFacts(module, source.path, settings.patterns, project=link)
     findings = []
     for rule_cls in selected:
         try:
+            mark = len(link.assumptions) if link is not None else 0
             for finding in rule_cls().check(facts):
-                findings.append((rule_cls, finding))
+                # The assumptions made since the previous finding, about the code
+                # around this one, are this one's.
+                depends = link.assumptions_for(mark, facts.statement_order(finding.node)) if link is not None else ()
+                mark = len(link.assumptions) if link is not None else 0
+                findings.append((rule_cls, finding, depends))
         except RecursionError:
             result.errors.append(f"{source.path}: rule {rule_cls.code} gave up: the code nests too deeply")
         except Exception as exc:  # a rule bug must not stop the other rules or files
@@ -99,8 +119,19 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
             result.errors.append(f"{source.path}: internal error in rule {rule_cls.code}: {exc!r}\n{''.join(tb[-3:])}")
     if findings:
         result.diagnostics.extend(_diagnostics(source, module, findings))
+    if project is not None:
+        result.diagnostics = project.drop_overturned(result.diagnostics)
+        if project.want_summary:
+            result.summary = _summary(facts)
     result.diagnostics.sort(key=lambda d: d.sort_key)
     return result
+
+
+def _summary(facts: ModuleFacts) -> Optional[dict]:
+    try:
+        return facts.summary()
+    except RecursionError:
+        return None  # too deep to summarise: importers resolve nothing from it
 
 
 def _compiles(text: str) -> bool:
@@ -169,13 +200,13 @@ def _syntax_diagnostic(source: Source, vline: int, col0: int, message: str) -> D
 def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnostic]:
     # One recording codegen pass gives the spans of the flagged nodes and of the
     # nodes that fixes replace; nothing else in the file pays for positions.
-    wanted = [f.node for _, f in findings]
-    wanted += [c.old for _, f in findings if f.fix is not None for c in f.fix.changes]
+    wanted = [f.node for _, f, _ in findings]
+    wanted += [c.old for _, f, _ in findings if f.fix is not None for c in f.fix.changes]
     spans = node_spans(module, wanted)
     analysed = source.text if source.notebook is None else module.code
     index = LineIndex(analysed)
     out = []
-    for rule_cls, finding in findings:
+    for rule_cls, finding, depends in findings:
         span = spans.get(id(finding.node))
         if span is None:
             continue
@@ -191,8 +222,25 @@ def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnosti
         fix = _fix(source, module, finding, analysed, index, spans) if finding.fix is not None else None
         out.append(Diagnostic(rule_cls.code, rule_cls.name, rule_cls.severity, finding.message,
                               source.path, line, col + 1, end_line, end_col + 1,
-                              cell=cell, fix=fix, source_lines=context))
+                              cell=cell, fix=fix, source_lines=context, depends_on=depends))
     return out
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _whole_tokens(old: str, new: str, p: int, q: int) -> tuple[int, int]:
+    """Widen a common-prefix/suffix trim so the edit never splits a word: a person
+    reads `True` -> `False`, not `Tru` -> `Fals`."""
+    def cut_inside(text: str, at: int) -> bool:
+        return 0 < at < len(text) and _is_word(text[at - 1]) and _is_word(text[at])
+
+    while p > 0 and (cut_inside(old, p) or cut_inside(new, p)):
+        p -= 1
+    while q > 0 and (cut_inside(old, len(old) - q) or cut_inside(new, len(new) - q)):
+        q -= 1
+    return p, q
 
 
 def _trim_end(text: str, start: int, end: int) -> int:
@@ -229,6 +277,7 @@ def _fix(source: Source, module: cst.Module, finding, analysed: str, index: Line
             q += 1
         if old == new:
             continue
+        p, q = _whole_tokens(old, new, p, q)
         (line, col), (end_line, end_col) = index.position(start + p), index.position(end - q)
         content = new[p: len(new) - q]
         if source.notebook is not None:

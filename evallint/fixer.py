@@ -2,11 +2,14 @@
 
 Each pass applies the non-overlapping fixes found, re-parses, and checks again, up to
 a bound. A fix whose result does not parse is dropped, so a written file always
-parses; running fix again changes nothing.
+parses; running fix again changes nothing. A fix after which its rule still reports
+the same finding is refused (it would be applied again on every pass): the pass is
+redone without it, the finding stays, without a fix, and the refusal is reported.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
@@ -14,10 +17,11 @@ from .config import Settings
 from .deepstack import call_with_big_stack
 from .diagnostic import Applicability, Diagnostic, Fix
 from .engine import FileResult, lint_source
-from .registry import RuleSet
+from .registry import ENGINE_RULES, RuleSet
 from .source import Source
 
 MAX_PASSES = 10
+_SYNTAX_CODE = ENGINE_RULES[0].code
 
 
 @dataclass
@@ -27,6 +31,7 @@ class FixOutcome:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     applied_codes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)   # fixes that did not remove their finding
 
     @property
     def changed(self) -> bool:
@@ -37,26 +42,86 @@ def wanted(fix: Fix, unsafe: bool) -> bool:
     return fix.applicability is Applicability.SAFE or unsafe
 
 
-def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool) -> FixOutcome:
+def fix_source(source: Source, settings: Settings, rules: RuleSet, unsafe: bool, project=None) -> FixOutcome:
     outcome = FixOutcome(source, 0)
-    result = lint_source(source, settings, rules)
+    result = lint_source(source, settings, rules, project=project)
     rejected: set[tuple] = set()
+    stubborn: set[tuple] = set()   # identities of findings whose fix was refused
     for _ in range(MAX_PASSES):
         candidates = [d for d in result.diagnostics
-                      if d.fix is not None and wanted(d.fix, unsafe) and _key(d) not in rejected]
+                      if d.fix is not None and wanted(d.fix, unsafe) and _key(d) not in rejected
+                      and identity(d) not in stubborn]
         if not candidates:
             break
         chosen = _non_overlapping(candidates)
         new_source = _apply_checked(outcome.source, chosen, rejected)
         if new_source is None:
             continue
-        outcome.applied += len(chosen) - sum(1 for d in chosen if _key(d) in rejected)
-        outcome.applied_codes.extend(d.code for d in chosen if _key(d) not in rejected)
+        applied = [d for d in chosen if _key(d) not in rejected]
+        new_result = lint_source(new_source, settings, rules, project=project)
+        kept = not_removed(result.diagnostics, applied, new_result.diagnostics)
+        if kept:
+            stubborn |= kept
+            outcome.refused += [_refusal(d) for d in applied if identity(d) in kept]
+            continue  # redo this pass without them
+        outcome.applied += len(applied)
+        outcome.applied_codes.extend(d.code for d in applied)
         outcome.source = new_source
-        result = lint_source(new_source, settings, rules)
-    outcome.diagnostics = result.diagnostics
+        result = new_result
+    outcome.diagnostics = [replace(d, fix=None) if d.fix is not None and identity(d) in stubborn else d
+                           for d in result.diagnostics]
     outcome.errors = result.errors
     return outcome
+
+
+def verify_offered_fixes(source: Source, result: FileResult, settings: Settings, rules: RuleSet) -> list[str]:
+    """For a check (no fix): apply the fixes on offer once, re-check, and withdraw each
+    fix that breaks the file or leaves its own finding in place, so no fix is offered
+    that its rule would not accept afterwards. Edits `result` in place; returns the
+    refusals. Costs one more check, and only for files with fixes."""
+    offered = [d for d in result.diagnostics if d.fix is not None]
+    if not offered:
+        return []
+    chosen = _non_overlapping(offered)
+    rejected: set[tuple] = set()
+    # One check of the fixed text, with only the rules whose fixes were applied and the
+    # syntax check: it tells both whether the text parses and what is left.
+    codes = {d.code for d in chosen}
+    narrow = replace(settings, enabled=frozenset(codes | {_SYNTAX_CODE}))
+    new_source = source.apply_edits([e for d in chosen for e in d.fix.edits])
+    after = lint_source(new_source, narrow, rules).diagnostics
+    if any(d.code == _SYNTAX_CODE for d in after):  # some fix breaks the file: find which
+        new_source = _apply_checked(source, chosen, rejected)
+        after = lint_source(new_source, narrow, rules).diagnostics if new_source is not None else []
+    bad: set[tuple] = set()
+    if new_source is not None:
+        applied = [d for d in chosen if _key(d) not in rejected]
+        bad = not_removed(result.diagnostics, applied, after)
+    refusals = [_refusal(d) for d in chosen if _key(d) in rejected or identity(d) in bad]
+    if refusals:
+        result.diagnostics = [replace(d, fix=None) if _key(d) in rejected or identity(d) in bad else d
+                              for d in result.diagnostics]
+    return refusals
+
+
+def identity(d: Diagnostic) -> tuple:
+    """A finding as a person recognises it, wherever edits moved it: the rule, the
+    message and the flagged text without its indentation."""
+    return d.code, d.message, tuple(line.strip() for line in d.source_lines)
+
+
+def not_removed(before: list[Diagnostic], applied: list[Diagnostic], after: list[Diagnostic]) -> set[tuple]:
+    """Identities of applied fixes whose findings are all still there afterwards
+    (k identical findings, j of them fixed: more than k - j left means a fix failed)."""
+    was, now = Counter(map(identity, before)), Counter(map(identity, after))
+    fixed = Counter(map(identity, applied))
+    return {i for i, j in fixed.items() if now[i] > was[i] - j}
+
+
+def _refusal(d: Diagnostic) -> str:
+    where = f"{d.path}:cell {d.cell}:{d.line}" if d.cell is not None else f"{d.path}:{d.line}"
+    return (f"{where}: the {d.code} fix was not applied: the rule still reports the same finding after it "
+            "(a bug in the rule; please report it)")
 
 
 def _key(d: Diagnostic) -> tuple:

@@ -26,6 +26,17 @@ def insert_around(stmt: Stmt, before: list[str] = (), after: list[str] = ()) -> 
     return Change(stmt.node, cst.FlattenSentinel([*first, node, *(statement(c) for c in after)]))
 
 
+def opening_withs(stmt: Stmt) -> Stmt:
+    """The outermost `with` that opens straight onto `stmt` (each `with` on the way up
+    has it, or the `with` below, as its first statement), else `stmt` itself. A set-up
+    call such as `net.eval()` goes before it, so that fixing in two passes (the loop
+    wrapped in `with torch.no_grad():` first) gives the same file as fixing at once."""
+    target = stmt
+    while target.parent is not None and isinstance(target.parent.node, cst.With) and target.index == 0:
+        target = target.parent
+    return target
+
+
 def wrap_in_with(stmt: Stmt, item_code: str) -> Change:
     """`for ...` -> `with <item>:` around it (the body is re-indented by libcst)."""
     node = stmt.node

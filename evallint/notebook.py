@@ -1,9 +1,9 @@
 """Jupyter notebooks as one virtual Python module.
 
 All code cells, in order, form one module (later cells see earlier names). IPython
-magics and shell lines are masked by turning their first character into '#', so they
-keep their length and every position inside a cell stays where it was. The notebook's
-JSON layout is kept on write: an untouched notebook round-trips byte for byte.
+magics and shell lines that start a statement (see `magics`) are masked by turning
+their first character into '#', so they keep their length and every position inside
+a cell stays where it was. The notebook's JSON layout is kept on write: an untouched notebook round-trips byte for byte.
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Optional
+
+from .magics import magic_lines
 
 # Cell magics whose body is Python; any other cell magic (%%bash, %%html, ...) masks the cell.
 PYTHON_BODY_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug", "memit", "skip"}
@@ -54,18 +56,25 @@ def mask_magics(text: str) -> tuple[str, frozenset[int]]:
                 masked.add(i + 1)
         if whole_cell:
             return "\n".join(lines), frozenset(masked)
-    for i, line in enumerate(lines):
-        if i + 1 in masked:
-            continue
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        if s[0] in "%!?" or (s.endswith("?") and not s.startswith(("'", '"'))
-                              and "#" not in s and s.rstrip("?").replace(".", "").replace("_", "").isalnum()) \
-                or _ASSIGNED_MAGIC.match(line):
-            lines[i] = _comment_out(line)
+    start = 1 if masked else 0  # the `%%time` line itself is already masked
+    for i, is_magic in enumerate(magic_lines(lines[start:], _is_line_magic), start):
+        if is_magic:
+            lines[i] = _comment_out(lines[i])
             masked.add(i + 1)
     return "\n".join(lines), frozenset(masked)
+
+
+def _is_line_magic(line: str) -> bool:
+    """Is this line, where a statement starts, IPython syntax (magic, shell, help)?"""
+    s = line.strip()
+    if not s or s.startswith("#"):
+        return False
+    if s[0] in "%!?":
+        return True
+    if s.endswith("?") and not s.startswith(("'", '"')) and "#" not in s \
+            and s.rstrip("?").replace(".", "").replace("_", "").isalnum():
+        return True  # `model?`, `torch.nn.Linear??`
+    return bool(_ASSIGNED_MAGIC.match(line))
 
 
 def _comment_out(line: str) -> str:
@@ -88,7 +97,7 @@ class Notebook:
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise NotebookError(f"not valid notebook JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            raise NotebookError(_json_problem(raw, exc)) from None
         if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
             raise NotebookError("not a Jupyter notebook: no 'cells' list at the top level")
         texts: list[Optional[str]] = []
@@ -111,6 +120,17 @@ class Notebook:
 
     def keeps_layout(self) -> bool:
         return self.dumps(self.data) == self.raw
+
+
+def _json_problem(raw: str, exc: json.JSONDecodeError) -> str:
+    if not raw.strip():
+        return "the notebook file is empty (a notebook is a JSON document with a 'cells' list)"
+    if exc.pos >= len(raw.rstrip()):
+        # The parser ran out of text: the file was cut short (an interrupted save or copy).
+        return (f"the notebook's JSON ends early, at line {exc.lineno}, before its closing brackets: "
+                "the file looks truncated (was it saved or copied completely?)")
+    what = exc.msg[0].lower() + exc.msg[1:]
+    return f"the notebook is not valid JSON: {what} at line {exc.lineno}, column {exc.colno}"
 
 
 def _detect_indent(raw: str) -> Optional[int]:

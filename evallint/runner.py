@@ -5,25 +5,31 @@ One bad file never stops the others.
 """
 from __future__ import annotations
 
-import difflib
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .cache import ResultCache
 from .config import Settings
 from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
-from .fixer import fix_source
+from .fixer import fix_source, verify_offered_fixes
+from .project_run import ProjectPlan, drop_overturned, plan_project
 from .registry import load_rules
 from .source import Source, SourceError
+from .suppress import unknown_suppressions
+from .textdiff import source_diff
 from .writer import write_atomic
 
 # Below this many files per worker, process start-up costs more than it saves.
 _MIN_FILES_PER_WORKER = 4
+_PARENT_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,10 @@ class RunOptions:
     jobs: int = 0            # 0: all cores
     use_cache: bool = True
     keep_sources: bool = False
+    cache_dir: Optional[str] = None   # None: `.evallint_cache` in settings.root
+
+
+Progress = Callable[[int, int], None]   # (files done, files in all)
 
 
 @dataclass
@@ -46,6 +56,9 @@ class FileOutcome:
     diff: str = ""
     source: Optional[Source] = None
     new_text: Optional[str] = None   # fixed text (stdin mode)
+    new_bytes: Optional[bytes] = None  # the same, in the file's encoding
+    warnings: list[str] = field(default_factory=list)   # e.g. a `# noqa` naming no known code
+    summary: Optional[dict] = None   # the module's project summary (project runs)
 
 
 @dataclass
@@ -61,6 +74,10 @@ class RunResult:
         return [e for f in self.files for e in f.errors]
 
     @property
+    def warnings(self) -> list[str]:
+        return [w for f in self.files for w in f.warnings]
+
+    @property
     def fixed(self) -> int:
         return sum(f.fixed for f in self.files)
 
@@ -69,20 +86,23 @@ class RunResult:
         return {f.path: f.source for f in self.files if f.source is not None}
 
 
-def process_source(source: Source, settings: Settings, options: RunOptions, write: bool) -> FileOutcome:
+def process_source(source: Source, settings: Settings, options: RunOptions, write: bool,
+                   project=None) -> FileOutcome:
     rules = load_rules()
     out = FileOutcome(source.path)
     if options.fix or options.diff:
         unsafe = options.unsafe_fixes or settings.unsafe_fixes
-        fixed = fix_source(source, settings, rules, unsafe)
+        fixed = fix_source(source, settings, rules, unsafe, project)
         out.diagnostics, out.errors = fixed.diagnostics, fixed.errors
+        out.warnings += fixed.refused
         if fixed.changed:
             out.fixed, out.fixed_codes = fixed.applied, fixed.applied_codes
             out.new_text = fixed.source.serialized()
+            out.new_bytes = fixed.source.to_bytes()
             if options.diff:
-                out.diff = _unified_diff(source, fixed.source)
-                out.diagnostics = lint_source(source, settings, rules).diagnostics
-                out.fixed = 0
+                # Nothing is written: `fixed` counts what would be fixed, and the
+                # findings are those that would remain.
+                out.diff = source_diff(source, fixed.source)
             elif write:
                 if not fixed.source.can_write_layout():
                     out.errors.append(f"{source.path}: not written: the notebook's JSON layout cannot be "
@@ -96,92 +116,223 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
                         out.fixed = 0
         final_source = fixed.source if (fixed.changed and not options.diff) else source
     else:
-        result: FileResult = lint_source(source, settings, rules)
-        out.diagnostics, out.errors = result.diagnostics, result.errors
+        result: FileResult = lint_source(source, settings, rules, project=project)
+        out.warnings += verify_offered_fixes(source, result, settings, rules)
+        out.diagnostics, out.errors, out.summary = result.diagnostics, result.errors, result.summary
         final_source = source
     if out.diagnostics and options.keep_sources:
         out.source = final_source
     return out
 
 
-def _unified_diff(old: Source, new: Source) -> str:
-    if old.notebook is not None:
-        a, b = old.notebook.raw, new.notebook.raw
-    else:
-        a, b = old.text, new.text
-    return "".join(difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True),
-                                        fromfile=f"a/{old.path}", tofile=f"b/{old.path}"))
-
-
 def _check_file(args) -> FileOutcome:
-    path, settings, options, cache = args
+    path, settings, options, cache, project = args
     try:
-        data = Path(path).read_bytes()
+        data = _read_regular(path)
     except OSError as exc:
         r = unreadable_result(path, f"cannot read file: {exc.strerror or exc}", settings)
         return FileOutcome(path, r.diagnostics)
     key = None
     if cache is not None and not (options.fix or options.diff):
-        key = cache.key(path, data)
-        hit = cache.get(key)
-        if hit is not None:
-            out = FileOutcome(path, hit)
+        # A file's result depends on the summaries of the modules it may read.
+        key = cache.key(path, data, project.fingerprint() if project is not None else "")
+        entry = cache.get_entry(key)
+        if entry is not None:
+            hit, summary = entry
+            out = FileOutcome(path, hit, summary=summary)
+            try:
+                source = Source.from_bytes(data, path)
+            except SourceError:
+                return out
+            out.warnings = unknown_suppressions(source)
             if hit and options.keep_sources:
-                try:
-                    out.source = Source.from_bytes(data, path)
-                except SourceError:
-                    pass
+                out.source = source
             return out
+    out = _process_bytes(data, path, settings, options, write=True, project=project)
+    if key is not None and not out.errors:
+        cache.put(key, out.diagnostics, out.summary)
+    return out
+
+
+def _read_regular(path: str) -> bytes:
+    # O_NONBLOCK: a FIFO named on the command line must not block the run (discover
+    # skips non-regular files; this guards a file replaced by one since).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        import stat
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=True) as f:
+            fd = -1
+            return f.read()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _process_bytes(data: bytes, path: str, settings: Settings, options: RunOptions, write: bool,
+                   project=None) -> FileOutcome:
     try:
         source = Source.from_bytes(data, path)
     except SourceError as exc:
-        r = unreadable_result(path, str(exc), settings)
-        return FileOutcome(path, r.diagnostics)
+        return FileOutcome(path, unreadable_result(path, str(exc), settings, where=exc).diagnostics)
     try:
-        out = process_source(source, settings, options, write=True)
+        out = process_source(source, settings, options, write=write, project=project)
     except RecursionError:
         return FileOutcome(path, errors=[f"{path}: the code nests too deeply to be analysed"])
     except Exception as exc:  # never let one file take the run down
         return FileOutcome(path, errors=[f"{path}: internal error: {exc!r}"])
-    if key is not None and not out.errors:
-        cache.put(key, out.diagnostics)
+    out.warnings = unknown_suppressions(source) + out.warnings
     return out
 
 
-def run_paths(files: list[str], settings: Settings, options: RunOptions) -> RunResult:
+def run_paths(files: list[str], settings: Settings, options: RunOptions,
+              progress: Optional[Progress] = None) -> RunResult:
+    """Check every file. Ctrl-C (KeyboardInterrupt) stops the workers at once and
+    propagates; a file being written is either old or new (atomic writes)."""
     cache = None
     if options.use_cache:
         rules = load_rules()
         rules_key = ",".join(f"{r.code}:{r.__module__}" for r in rules.all())
-        cache = ResultCache(settings.root, settings.fingerprint(), rules_key)
+        folder = Path(options.cache_dir) if options.cache_dir else None
+        cache = ResultCache(settings.root, settings.fingerprint(), rules_key, folder)
+    report = progress or (lambda done, total: None)
     jobs = options.jobs or os.cpu_count() or 1
     jobs = max(1, min(jobs, len(files) // _MIN_FILES_PER_WORKER))
-    work = [(f, settings, options, cache) for f in files]
-    if jobs == 1:
-        return RunResult([_check_file(w) for w in work])
+    plan = plan_project(files, settings)
+    if plan is None:
+        work = [(f, settings, options, cache, None) for f in files]
+        return RunResult(_run_work(work, jobs, report=report))
+    return RunResult(_run_project(plan, settings, options, cache, jobs, report))
+
+
+def _run_project(plan: ProjectPlan, settings: Settings, options: RunOptions, cache, jobs: int,
+                 report: Progress) -> list[FileOutcome]:
+    """Waves, imported modules first; then findings made under assumptions about
+    callers are checked against the callers' summaries. Fixes are applied in a second
+    run that knows every caller (a fix must not answer a finding that goes)."""
+    fixing = options.fix or options.diff
+    check_options = RunOptions(jobs=options.jobs, use_cache=options.use_cache,
+                               keep_sources=options.keep_sources and not fixing, cache_dir=options.cache_dir)
+    total = len(plan.files) * (2 if fixing else 1)
+    summaries: dict[str, dict] = {}
     outcomes: dict[int, FileOutcome] = {}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(_check_file, w): i for i, w in enumerate(work)}
-        for future, i in futures.items():
+    pool = _new_pool(jobs) if jobs > 1 else None  # one pool for every wave
+    try:
+        for wave in plan.waves:
+            work = [(plan.files[i], settings, check_options, cache, plan.context(i, summaries)) for i in wave]
+            for i, out in zip(wave, _run_work(work, jobs, pool, report, len(outcomes), total)):
+                outcomes[i] = out
+                if out.summary is not None:
+                    summaries[plan.keys[i]] = out.summary
+        ordered = [outcomes[i] for i in range(len(plan.files))]
+        if not fixing:
+            drop_overturned(ordered, summaries)
+            return ordered
+        from .facts.project import caller_index
+        callers = caller_index(summaries)
+        work = [(f, settings, options, None, plan.context(i, summaries, callers)) for i, f in enumerate(plan.files)]
+        return _run_work(work, jobs, pool, report, len(plan.files), total)
+    except BaseException:  # Ctrl-C: do not wait for the queued files
+        if pool is not None:
+            _kill_workers(pool)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+
+
+def _run_work(work: list, jobs: int, pool: Optional[ProcessPoolExecutor] = None,
+              report: Optional[Progress] = None, done_before: int = 0,
+              total: Optional[int] = None) -> list[FileOutcome]:
+    report = report or (lambda done, total: None)
+    total = len(work) if total is None else total
+    if jobs == 1 or len(work) < 2:
+        results = []
+        for w in work:
+            results.append(_check_file(w))
+            report(done_before + len(results), total)
+        return results
+    outcomes: dict[int, FileOutcome] = {}
+    own = pool is None
+    if own:
+        pool = _new_pool(min(jobs, len(work)))
+    try:
+        futures = {}
+        for i, w in enumerate(work):
             try:
-                outcomes[i] = future.result()
+                futures[pool.submit(_check_file, w)] = i
             except BrokenProcessPool:
-                pass  # a worker died (out of memory, a native crash): isolate below
+                break  # an earlier wave's worker died: the rest is checked in isolation below
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    outcomes[futures[future]] = future.result()
+                except BrokenProcessPool:
+                    pass  # a worker died (out of memory, a native crash): isolate below
+            report(done_before + len(outcomes), total)
+    except BaseException:  # Ctrl-C: do not wait for the queued files
+        if own:
+            _kill_workers(pool)
+        raise
+    if own:
+        pool.shutdown(wait=True)
     for i, w in enumerate(work):
         if i not in outcomes:
             outcomes[i] = _check_isolated(w)
-    return RunResult([outcomes[i] for i in range(len(work))])
+    return [outcomes[i] for i in range(len(work))]
+
+
+def _ignore_sigint() -> None:
+    """Worker set-up. Ctrl-C reaches the whole process group: the parent alone decides
+    to stop, so workers print no traceback of their own. A worker whose parent died
+    (killed with SIGKILL) exits instead of lingering, or fixing queued files."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(_PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="evallint-parent-watch", daemon=True).start()
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            proc.kill()
+        except (OSError, AttributeError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _check_isolated(work_item) -> FileOutcome:
     """Check one file in its own process, so a crash names the file and spares the rest."""
     path = work_item[0]
     try:
-        with ProcessPoolExecutor(max_workers=1) as pool:
+        with ProcessPoolExecutor(max_workers=1, initializer=_ignore_sigint) as pool:
             return pool.submit(_check_file, work_item).result()
     except BrokenProcessPool:
         return FileOutcome(path, errors=[f"{path}: the analysis process crashed on this file "
                                          "(out of memory or a native parser crash); the other files were checked"])
+
+
+def run_bytes(data: bytes, filename: str, settings: Settings, options: RunOptions) -> RunResult:
+    """Check (or fix) bytes given on stdin, decoded like a file of that name: an
+    undecodable input is EL001, not a traceback."""
+    out = _process_bytes(data, filename, settings, options, write=False)
+    if out.new_bytes is None:
+        out.new_bytes = data  # nothing fixed: stdin comes back unchanged, byte for byte
+    return RunResult([out])
 
 
 def run_text(text: str, filename: str, settings: Settings, options: RunOptions) -> RunResult:

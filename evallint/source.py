@@ -21,7 +21,30 @@ from .textpos import LineIndex, apply_text_edits
 
 
 class SourceError(Exception):
-    """A file that cannot be read as Python source or as a notebook."""
+    """A file that cannot be read as Python source or as a notebook. `line`, `column`
+    and `line_text` say where, when a place is known (1-based, characters)."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1, line_text: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.line, self.column, self.line_text = line, column, line_text
+
+
+def _decode_error(data: bytes, encoding: str, exc: UnicodeDecodeError, what: str) -> SourceError:
+    """Which byte, at which line and column, is not valid in which encoding."""
+    start = exc.start
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line = data.count(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    raw_line = data[line_start: line_end if line_end >= 0 else len(data)]
+    prefix = data[line_start:start].decode(encoding, "replace")
+    bad = data[start: max(exc.end, start + 1)]
+    shown = " ".join(f"0x{b:02x}" for b in bad[:4])
+    byte_word = "byte" if len(bad) == 1 else "bytes"
+    return SourceError(
+        f"{what} cannot be decoded as {encoding}: {byte_word} {shown} at line {line}, column {len(prefix) + 1} "
+        f"is not valid {encoding}; save the file as UTF-8"
+        + (" or declare its encoding with a '# -*- coding: ... -*-' line" if what == "the file" else ""),
+        line, len(prefix) + 1, raw_line.decode(encoding, "replace").rstrip("\r"))
 
 
 @dataclass
@@ -49,20 +72,27 @@ class Source:
             try:
                 raw = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8")
             except UnicodeDecodeError as exc:
-                raise SourceError(f"notebook is not valid UTF-8 (byte {exc.start})") from None
+                raise _decode_error(data, "utf-8", exc, "the notebook") from None
             return cls.from_text(raw, path, notebook=True)
         try:
             encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         except SyntaxError as exc:
-            raise SourceError(f"bad encoding declaration: {exc}") from None
+            # tokenize says "invalid or missing encoding declaration" when the first
+            # lines are not UTF-8 and no cookie names another encoding: say which byte.
+            if "unknown encoding" in str(exc):
+                raise SourceError(f"the file's encoding declaration names an encoding Python does not know "
+                                  f"({exc})") from None
+            if "encoding problem" in str(exc):
+                raise SourceError(f"the file starts with a UTF-8 byte order mark but its coding line says "
+                                  f"otherwise ({exc})") from None
+            encoding = "utf-8"
         try:
             text = data.decode(encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            where = f" at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
-            raise SourceError(
-                f"cannot decode the file as {encoding}{where}; "
-                "save it as UTF-8 or declare its encoding with a '# -*- coding: ... -*-' line"
-            ) from None
+        except UnicodeDecodeError as exc:
+            raise _decode_error(data, encoding, exc, "the file") from None
+        except LookupError as exc:
+            raise SourceError(f"the file declares the encoding {encoding}, which Python does not know ({exc})") \
+                from None
         if text.startswith("\ufeff"):
             text = text[1:]
         if "\x00" in text:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from evallint.diagnostic import Applicability, Severity
 from evallint.facts import TORCH_TOKENS, ModuleFacts
-from evallint.fixkit import insert_around
+from evallint.fixkit import insert_around, opening_withs
 from evallint.rule import Finding, Invalid, Rule
 
 
@@ -65,7 +65,7 @@ class MissingEvalMode(Rule):
             after = [f"{p.model}.train()"] if facts.called_from_training(p.loop.stmt) else []
             fix = self.fix(Applicability.UNSAFE, f"Call `{p.model}.eval()` before the loop"
                            + (f" and `{p.model}.train()` after it" if after else ""),
-                           insert_around(p.loop.stmt, before=[f"{p.model}.eval()"], after=after))
+                           insert_around(opening_withs(p.loop.stmt), before=[f"{p.model}.eval()"], after=after))
             yield Finding(p.call, message, fix)
 
     VALID = [
@@ -187,8 +187,8 @@ class MissingEvalMode(Rule):
             import torch
             def validate(net, loader):
                 correct = 0
+                net.eval()
                 with torch.no_grad():
-                    net.eval()
                     for x, y in loader:
                         correct += (net(x).argmax(1) == y).sum().item()
                 return correct / len(loader.dataset)
@@ -220,12 +220,12 @@ class MissingEvalMode(Rule):
             model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
 
             def evaluate(loader):
+                model.eval()
                 with torch.no_grad():
                     # score the held-out data
-                    model.eval()
                     for x, y in loader:
                         preds = model(x).argmax(1)
-                    model.train()
+                model.train()
 
             for epoch in range(3):
                 for x, y in train_loader:

@@ -482,6 +482,12 @@ def test_notebook_document_is_linted_in_place(ready, tmp_path):
     for kind in ("quickfix", "source.fixAll.evallint"):
         fixed = json.loads(apply_edits(text, by_kind[kind]["edit"]["changes"][uri]))
         assert "".join(fixed["cells"][1]["source"]) == FIXED
+    # The quick fix edits the JSON lines of the flagged cell line, not the whole document.
+    (edit,) = by_kind["quickfix"]["edit"]["changes"][uri]
+    flagged = diag["range"]["start"]["line"]
+    assert edit["range"]["start"] == {"line": flagged, "character": 0}
+    assert edit["range"]["end"] == {"line": flagged + 1, "character": 0}
+    assert edit["newText"].count("\n") == 1 and "correct += (" in edit["newText"]
 
 
 def units_to_chars(line: str, unit: int) -> int:
@@ -545,3 +551,41 @@ def test_round_trip_latency_after_warm_up(ready, tmp_path):
     median = sorted(times)[len(times) // 2]
     print(f"warm didOpen -> publishDiagnostics: median {median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
     assert median < 2.0
+
+
+def test_an_imported_model_class_is_resolved_from_disk_and_open_buffers(ready, tmp_path):
+    """models.py (on disk, then open in the editor with unsaved changes) decides
+    whether the loop in train.py needs `eval()`."""
+    plain = ("import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+             "        super().__init__()\n        self.fc = nn.Linear(4, 2)\n\n"
+             "    def forward(self, x):\n        return self.fc(x)\n")
+    (tmp_path / "models.py").write_text(plain)
+    train = ("import torch\nfrom models import Net\n\nclf = Net()\nwith torch.no_grad():\n"
+             "    for x, y in test_loader:\n        out = clf(x)\n")
+    uri = ready.open(tmp_path / "train.py", train)
+    assert ready.diagnostics(uri, 1)["diagnostics"] == []
+    ready.open(tmp_path / "models.py", plain.replace("nn.Linear(4, 2)", "nn.Sequential(nn.Dropout(0.1), nn.Linear(4, 2))"))
+    ready.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2},
+                                            "contentChanges": [{"text": train + "\n"}]})
+    found = ready.diagnostics(uri, 2)["diagnostics"]
+    assert [d["code"] for d in found] == ["EL201"] and "has dropout" in found[0]["message"]
+
+
+def test_a_helper_whose_callers_switch_to_eval_mode_is_cleared_in_the_background(ready, tmp_path):
+    """utils.py alone would be reported; its caller in train.py (found by a background
+    scan of the workspace) switches to eval mode under no_grad."""
+    (tmp_path / "models.py").write_text(
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.body = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.2), nn.Linear(8, 2))\n\n"
+        "    def forward(self, x):\n        return self.body(x)\n")
+    (tmp_path / "train.py").write_text(
+        "import torch\nfrom models import Net\nfrom utils import evaluate\n\nmodel = Net()\nmodel.eval()\n"
+        "with torch.no_grad():\n    score = evaluate(model, val_loader)\n")
+    utils = ("import torch\n\ndef evaluate(model, loader):\n    hits = 0\n    for x, y in loader:\n"
+             "        hits += (model(x).argmax(1) == y).sum().item()\n    return hits\n")
+    (tmp_path / "utils.py").write_text(utils)
+    uri = ready.open(tmp_path / "utils.py", utils)
+    first = ready.diagnostics(uri)["diagnostics"]
+    assert sorted(d["code"] for d in first) in ([], ["EL201", "EL202"])
+    if first:
+        assert ready.diagnostics(uri)["diagnostics"] == []

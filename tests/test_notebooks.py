@@ -93,7 +93,7 @@ def test_broken_json_and_odd_cells_get_clear_messages(tmp_path):
     (tmp_path / "ok.py").write_text("import torch\nmodel.eval\n")
     r = run_cli("check", "--format", "concise", ".", cwd=tmp_path)
     assert "Traceback" not in r.stderr
-    assert "bad.ipynb:1:1: EL001 not valid notebook JSON" in r.stdout
+    assert "bad.ipynb:1:1: EL001 the notebook's JSON ends early" in r.stdout and "truncated" in r.stdout
     assert "odd.ipynb:1:1: EL001 cell 1: a cell's source is neither a string nor a list of strings" in r.stdout
     assert "ok.py:2:1: EL204" in r.stdout
 

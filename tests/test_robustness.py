@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_cli
 
 DEEP_BUG = """
@@ -15,18 +17,19 @@ print(correct / total)
 """
 
 
+@pytest.mark.timeout(600)  # two runs over a pathological file on a loaded machine
 def test_deeply_nested_code_is_analysed_without_crashing(tmp_path):
     # 3,000 implicitly concatenated strings and a 3,000-term sum: far deeper than
     # Python's default recursion limit, like the stdlib's pydoc_data/topics.py.
     strings = "TOPICS = (\n" + "\n".join(f"    'line {i}\\n'" for i in range(3000)) + "\n)\n"
     total = "N = " + " + ".join("1" for _ in range(3000)) + "\n"
     (tmp_path / "deep.py").write_text("import torch\n" + strings + total + DEEP_BUG, encoding="utf-8")
-    r = run_cli("check", "--format", "json", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path)
+    r = run_cli("check", "--format", "json", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path, timeout=280)
     assert "Traceback" not in r.stderr and r.returncode == 1, r.stderr[-2000:]
     found = json.loads(r.stdout)
     assert [d["code"] for d in found] == ["EL101"]
     assert found[0]["line"] == 3000 + 1 + 3 + 1 + 5
-    r = run_cli("fix", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path)
+    r = run_cli("fix", "--no-cache", "--select", "EL101", "deep.py", cwd=tmp_path, timeout=280)
     assert r.returncode == 0 and "correct += (model(x)" in (tmp_path / "deep.py").read_text()
 
 

@@ -18,6 +18,7 @@ from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
 from .patterns import DEFAULT_PATTERNS, NamePatterns
+from . import resolve  # project view and model bindings
 
 __all__ = ["ModuleFacts", "Stmt"]
 
@@ -43,11 +44,14 @@ class EvalPass:
 
 class ModuleFacts:
     def __init__(self, module: cst.Module, path: str = "<module>",
-                 patterns: NamePatterns = DEFAULT_PATTERNS) -> None:
+                 patterns: NamePatterns = DEFAULT_PATTERNS, project=None) -> None:
         self.module = module
         self.path = path
         self.patterns = patterns
         self.index = ModuleIndex(module)
+        self.project = project  # a project.ProjectLink: the other modules of the tree, or None
+        if project is not None:
+            project.bind_imports(self.statements)
 
     # Basic tables ---------------------------------------------------------------
     @property
@@ -263,6 +267,8 @@ class ModuleFacts:
     def grad_disabled(self, stmt: Stmt, _depth: int = 0) -> bool:
         """Are gradients off when this statement runs (with-block, decorator, a
         preceding set_grad_enabled(False), or every in-file caller)?"""
+        if _depth == 0 and self.project is not None:
+            self.project.asking = stmt
         if self.under_no_grad_block(stmt):
             return True
         function = self.function_of(stmt)
@@ -281,6 +287,8 @@ class ModuleFacts:
         if function is None or _depth > 3:
             return False
         sites = self.call_sites(function)
+        if not sites and self.project is not None and resolve.is_exported_function(function):
+            self.project.assume("no_grad", function.name, None)
         return bool(sites) and all(self.grad_disabled(site.stmt, _depth + 1) for site in sites)
 
     def parameters_frozen(self, key: str, at: Stmt) -> bool:
@@ -346,14 +354,16 @@ class ModuleFacts:
 
     def model_binding_call(self, name: str, at: Stmt) -> Optional[cst.Call]:
         """`model = Net(...).to(device)` -> the `Net(...)` call, if it builds a module."""
-        value = flow.assigned_value(self.index, name, at)
+        value, bound_at = resolve.rebound_model(self, name, at)
         call = _strip_device_calls(value)
         if call is None:
             return None
         callee = self.qualify(call.func) or ""
         short = last_part(callee)
-        cls = self.classes.get(short)
-        if cls is not None and models.is_module_class(cls, self.classes):
+        cls = resolve.class_live_at(self, short, bound_at)
+        if cls is not None and resolve.is_module_class(self, cls):
+            return call
+        if cls is None and resolve.builds_project_model(self, callee):
             return call
         if callee.startswith(("torch.nn.", "nn.")) and short[:1].isupper():
             return call
@@ -361,31 +371,37 @@ class ModuleFacts:
             return call
         return None
 
-    def class_sensitivity(self, class_name: str, _seen: Optional[set] = None) -> Optional[bool]:
-        """Mode sensitivity of an in-file class; None when the class is not in the file."""
-        cls = self.classes.get(class_name)
+    def class_sensitivity(self, class_name: str, _seen: Optional[set] = None, at: Optional[Stmt] = None) -> Optional[bool]:
+        """Mode sensitivity of an in-file class (its definition live at `at`); None
+        when the class is not in the file."""
+        cls = resolve.class_live_at(self, class_name, at)
         if cls is None:
             return None
         seen = _seen or set()
-        if class_name in seen:
+        if id(cls) in seen:
             return False
-        seen.add(class_name)
+        seen.add(id(cls))
         result = models.calls_sensitivity(
-            [c for c, _ in self.calls_within(cls.stmt)], self.qualify,
-            lambda n: self.class_sensitivity(n, seen) if n in self.classes else None)
+            [c for c, _ in self.calls_within(cls.stmt)], self.qualify, resolve.sensitivity_resolver(self, cls.stmt, seen))
         for base in cls.bases:
             if last_part(base) in self.classes and last_part(base) != class_name:
-                b = self.class_sensitivity(last_part(base), seen)
-                if b:
-                    return True
-                if b is None:
-                    result = None
+                b = self.class_sensitivity(last_part(base), seen, at=cls.stmt)
+            elif base and resolve.project_sensitivity(self, base) is not None:
+                b = resolve.project_sensitivity(self, base)
+            else:
+                continue
+            if b:
+                return True
+            if b is None:
+                result = None
         return result
 
     def model_sensitivity(self, key: str, at: Stmt, _depth: int = 0) -> Optional[bool]:
         """Does the model behind `key` contain train/eval-dependent layers?
         True / False / None (cannot tell)."""
-        resolve = lambda n: self.class_sensitivity(n) if n in self.classes else None  # noqa: E731
+        if _depth == 0 and self.project is not None:
+            self.project.asking = at
+        resolver = resolve.sensitivity_resolver(self, at)
         function = self.function_of(at)
         if key == "self" or key.startswith("self."):
             if function is None or function.class_stmt is None:
@@ -400,16 +416,18 @@ class ModuleFacts:
                 if isinstance(node, cst.Assign) and any(dotted(t.target) == key for t in node.targets):
                     built = _strip_device_calls(node.value)
                     if built is not None:
-                        return models.layer_sensitivity(built, self.qualify, resolve) if built is call else None
+                        return models.layer_sensitivity(built, self.qualify, resolver) if built is call else None
             return None
         call = self.model_binding_call(key, at)
         if call is not None:
-            s = models.layer_sensitivity(call, self.qualify, resolve)
+            s = models.layer_sensitivity(call, self.qualify, resolve.sensitivity_resolver(self, self._stmt_of_call(call)))
             if s is None and last_part(self.qualify(call.func) or "") == "Sequential":
-                return models.calls_sensitivity(_calls_in(call), self.qualify, resolve)
+                return models.calls_sensitivity(_calls_in(call), self.qualify, resolver)
             return s
         if function is not None and key in function.params and _depth < 3:
             results = []
+            if not self.call_sites(function) and self.project is not None and resolve.is_exported_function(function):
+                self.project.assume("sensitive", function.name, key)
             for site in self.call_sites(function):
                 arg = _argument_for(function, key, site.call)
                 if isinstance(arg, cst.Name):
@@ -427,6 +445,8 @@ class ModuleFacts:
         train() after it, or before every in-file call of the enclosing function?
         A call of an in-file helper that switches the model counts too, and so does a
         bare `model.eval` (a typo that EL204 reports)."""
+        if _depth == 0 and self.project is not None:
+            self.project.asking = at
         state: Optional[bool] = None  # None: no mode call seen; True: train; False: eval
         seen = False
         for s in flow.scope_statements(self.index, at):
@@ -449,6 +469,8 @@ class ModuleFacts:
             return False
         sites = self.call_sites(function)
         if not sites:
+            if key in function.params and self.project is not None and resolve.is_exported_function(function):
+                self.project.assume("eval", function.name, key)
             return False
         for site in sites:
             arg = _argument_for(function, key, site.call) if key in function.params else None
@@ -475,6 +497,8 @@ class ModuleFacts:
                 mc = models.mode_call(inner)
                 if mc is not None and _same_model(mc[0], key):
                     return mc
+        if not candidates:
+            return resolve.imported_mode_call(self, call, key)
         return None
 
     # Data ------------------------------------------------------------------------
@@ -501,6 +525,21 @@ class ModuleFacts:
             found = c
         return found
 
+
+    # Project view (other modules of the checked tree) --------------------------------
+    @cached_property
+    def _class_definitions(self) -> dict[str, list[scopes.ClassInfo]]:
+        return resolve.class_definitions(self)
+
+    def statement_order(self, node: cst.CSTNode) -> Optional[int]:
+        """Source-order number of the statement that is (or holds the call) `node`."""
+        stmt = self.index.stmt(node) or self._stmt_of_call(node)
+        return stmt.order if stmt is not None else None
+
+    def summary(self) -> dict:
+        """This module's summary for the modules that import it (project view)."""
+        from .summary import summarize
+        return summarize(self)
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()

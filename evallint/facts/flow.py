@@ -14,7 +14,24 @@ from .index import ModuleIndex, Stmt
 
 
 def scope_statements(index: ModuleIndex, stmt: Stmt) -> list[Stmt]:
-    return index.function_body(stmt.function)
+    """The statements of `stmt`'s own scope, in order: its function's body, the module's
+    top level, or, for code run directly in a class body, that class body (where a
+    `net.eval()` before the loop does reach it)."""
+    owner = _class_scope(stmt)
+    if owner is None:
+        return index.function_body(stmt.function)
+    return [s for s in index.statements[owner.order + 1: owner.end_order + 1]
+            if s.function is stmt.function and _class_scope(s) is owner]
+
+
+def _class_scope(stmt: Stmt) -> Optional[Stmt]:
+    """The class whose body runs `stmt` directly (no function in between), if any."""
+    for a in stmt.ancestors():
+        if a.is_function:
+            return None
+        if isinstance(a.node, cst.ClassDef):
+            return a
+    return None
 
 
 def last_assignment_before(index: ModuleIndex, name: str, at: Stmt) -> Optional[Stmt]:

@@ -54,7 +54,8 @@ def is_lightning_class(cls, classes, depth=0) -> bool:
 def layer_sensitivity(call: cst.Call, qualify, class_sensitivity) -> Optional[bool]:
     """True: mode-sensitive layer; False: known-insensitive; None: unknown callee.
 
-    `class_sensitivity(name)` resolves in-file classes (None when not in file)."""
+    `class_sensitivity(name)` resolves classes by their qualified name: in-file ones,
+    and those of the checked tree (None when unknown)."""
     name = qualify(call.func) or ""
     short = last_part(name)
     if short in MODE_SENSITIVE and (name.startswith(("torch.nn.", "nn.")) or name == short):
@@ -73,7 +74,7 @@ def layer_sensitivity(call: cst.Call, qualify, class_sensitivity) -> Optional[bo
         if short in ("Sequential", "ModuleList", "ModuleDict"):
             return None  # decided by their arguments, which are calls seen separately
         return False
-    in_file = class_sensitivity(short)
+    in_file = class_sensitivity(name or short)
     if in_file is not None:
         return in_file
     if name.startswith(MODEL_FACTORIES_PREFIXES) or ".from_pretrained" in name:

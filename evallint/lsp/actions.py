@@ -61,11 +61,39 @@ def fix_all(doc: LintedDocument, fixed_text: Callable[[LintedDocument], Optional
 
 def _edits_for(diag: Diagnostic, doc: LintedDocument, positions: DocumentPositions) -> list[dict]:
     if doc.source is not None and doc.source.notebook is not None:
-        # Inside JSON strings an edit would need escaping and line splitting: let the
-        # notebook writer do it and replace the document.
+        # Inside JSON strings an edit needs escaping and line splitting: let the
+        # notebook writer do it, then send only the JSON lines that changed (the
+        # cell's own lines), so the editor's undo and cursor stay where they were.
         fixed = doc.source.apply_edits(diag.fix.edits)
-        return [whole_document_edit(fixed.notebook.raw, positions)]
+        return [changed_lines_edit(doc.text, fixed.notebook.raw, positions)]
     return fix_edits(diag.fix, positions)
+
+
+def changed_lines_edit(old: str, new: str, positions: DocumentPositions) -> dict:
+    """One edit replacing the lines between the common first and last lines."""
+    a, b = old.split("\n"), new.split("\n")
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    if head == len(a) == len(b):
+        return whole_document_edit(new, positions)  # no change: nothing better to say
+    # Lines head .. len(a)-tail-1 of the old text become the middle lines of the new one.
+    replaced = b[head: len(b) - tail]
+    start = {"line": head, "character": 0}
+    end_line = len(a) - tail
+    if end_line < len(a):
+        end = {"line": end_line, "character": 0}
+        text = "".join(line + "\n" for line in replaced)
+    else:  # the change reaches the last line: end at the end of the document
+        end = positions.end()
+        text = "\n".join(replaced)
+        if head > 0 and head == len(a):
+            start = positions.end()
+            text = "\n" + text
+    return {"range": {"start": start, "end": end}, "newText": text}
 
 
 def _client_copy(lsp: dict, client_diags: list[dict]) -> dict:

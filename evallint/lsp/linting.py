@@ -9,9 +9,11 @@ from typing import Optional
 from ..config import ConfigError, Settings, load_settings
 from ..diagnostic import Diagnostic
 from ..engine import lint_text
-from ..fixer import fix_source
+from ..fixer import fix_source, verify_offered_fixes
 from ..registry import load_rules
 from ..source import Source
+from .callers import CallerIndex
+from .project import WorkspaceProject
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class DocumentLinter:
         self.fallback_folder = fallback_folder or Path.cwd()
         # Config errors seen since the last cache reset, for the server to show once.
         self.config_errors: dict[Path, str] = {}
+        # The other modules of the workspace, summarised lazily when a lint imports them.
+        self.project = WorkspaceProject()
+        self.project.callers = CallerIndex(self.project, lambda module: self.on_callers_ready(module))
+        self.on_callers_ready = lambda module: None  # the server re-lints the documents concerned
 
     @property
     def rules(self):
@@ -79,7 +85,9 @@ class DocumentLinter:
         if path and settings.is_excluded(Path(path)):
             # Same as the CLI's discovery: an excluded file has nothing to say.
             return LintedDocument(uri, version, text, shown_path, None, (), settings)
-        result = lint_text(text, shown_path, settings, self.rules)
+        result = lint_text(text, shown_path, settings, self.rules, project=self.project.context(settings, path))
+        if result.source is not None:
+            verify_offered_fixes(result.source, result, settings, self.rules)  # no fix that would not hold
         diagnostics = tuple(sorted(result.diagnostics, key=lambda d: d.sort_key))
         return LintedDocument(uri, version, text, shown_path, result.source, diagnostics, settings,
                               tuple(result.errors))
@@ -89,7 +97,8 @@ class DocumentLinter:
         changes. Unsafe fixes only when the project's config enables them, as `evallint fix`."""
         if doc.source is None:
             return None
-        outcome = fix_source(doc.source, doc.settings, self.rules, unsafe=doc.settings.unsafe_fixes)
+        outcome = fix_source(doc.source, doc.settings, self.rules, unsafe=doc.settings.unsafe_fixes,
+                             project=self.project.context(doc.settings, doc.path))
         if not outcome.applied:
             return None
         new_text = outcome.source.serialized()

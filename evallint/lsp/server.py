@@ -20,6 +20,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from .. import __version__
+from ..config import relative_posix
 from ..diagnostic import Diagnostic
 from .actions import FIX_ALL, QUICKFIX, fix_all, quick_fixes, wants
 from .convert import DocumentPositions, to_lsp_diagnostic
@@ -36,10 +37,39 @@ class EvallintServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.debounce = debounce
         self.linter = DocumentLinter()
+        self.linter.project.buffer_text = self.open_buffer_text
+        self.linter.on_callers_ready = self.callers_ready
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._pending: dict[str, asyncio.Task] = {}
         # uri -> the last published lint and its LSP diagnostics, for code actions.
         self._published: dict[str, tuple[LintedDocument, list[tuple[Diagnostic, dict]]]] = {}
         self._shown_config_errors: set[str] = set()
+
+    def callers_ready(self, module: str) -> None:
+        """The callers of a module's helpers are known (background thread): lint the
+        open documents of that module again."""
+        loop = self._loop
+        if loop is None:
+            return
+        def relint() -> None:
+            for uri in list(self.workspace.text_documents):
+                path = to_fs_path(uri)
+                if path and relative_posix(path, self.linter.settings_for(path).root) == module:
+                    self.schedule(uri, 0)
+        loop.call_soon_threadsafe(relint)
+
+    def file_changed(self, uri: str) -> None:
+        path = to_fs_path(uri)
+        if path:
+            self.linter.project.callers.invalidate(relative_posix(path, self.linter.settings_for(path).root))
+
+    def open_buffer_text(self, path: str) -> Optional[str]:
+        """The text an editor holds for a file, None when it is not open."""
+        try:
+            doc = self.workspace.text_documents.get(Path(path).resolve().as_uri())
+        except (ValueError, OSError):
+            return None
+        return doc.source if doc is not None and not path.endswith(".ipynb") else None
 
     # Position encoding ------------------------------------------------------------
     @property
@@ -49,6 +79,7 @@ class EvallintServer(LanguageServer):
 
     # Linting ------------------------------------------------------------------------
     def schedule(self, uri: str, delay: float) -> None:
+        self._loop = asyncio.get_running_loop()
         old = self._pending.pop(uri, None)
         if old is not None:
             old.cancel()
@@ -175,6 +206,7 @@ def build_server(debounce: float = DEBOUNCE_S) -> EvallintServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: EvallintServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.file_changed(params.text_document.uri)
         ls.schedule(params.text_document.uri, ls.debounce)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
@@ -182,6 +214,7 @@ def build_server(debounce: float = DEBOUNCE_S) -> EvallintServer:
         if params.text_document.uri.endswith("/pyproject.toml"):
             ls.relint_all()
         else:
+            ls.file_changed(params.text_document.uri)
             ls.schedule(params.text_document.uri, 0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -193,6 +226,7 @@ def build_server(debounce: float = DEBOUNCE_S) -> EvallintServer:
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     async def watched_files(ls: EvallintServer, params: types.DidChangeWatchedFilesParams) -> None:
+        ls.linter.project.callers.invalidate()
         ls.relint_all()
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,

@@ -19,4 +19,7 @@ def require_torch():
 def torch_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("torch") is not None
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return False
