@@ -55,3 +55,31 @@ def remove(stmt: Stmt) -> Change:
     if line is not None and len(line.body) == 1:
         return Change(line, cst.RemoveFromParent())
     return Change(stmt.node, cst.RemoveFromParent())
+
+
+def with_keyword(call: cst.Call, name: str, value_code: str) -> cst.Call:
+    """`f(a, k=x)` -> `f(a, k=<value>)`, or `f(a)` -> `f(a, k=<value>)` (appended last,
+    after a trailing comma when the call has one)."""
+    value = cst.parse_expression(value_code)
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return call.with_changes(args=[a.with_changes(value=value) if a is arg else a for a in call.args])
+    new = cst.Arg(value, keyword=cst.Name(name),
+                  equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+    args = list(call.args)
+    if args and args[-1].comma is cst.MaybeSentinel.DEFAULT:
+        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    elif args and isinstance(args[-1].comma, cst.Comma):
+        # `f(a,\n)`: the new argument takes the old one's comma, a plain comma goes before it
+        new = new.with_changes(comma=args[-1].comma)
+        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=_spacing(call, args)))
+    return call.with_changes(args=[*args, new])
+
+
+def _spacing(call: cst.Call, args: list):
+    """The line break and indentation between two arguments of a call."""
+    if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
+        return args[-2].comma.whitespace_after
+    if isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
+        return call.whitespace_before_args
+    return cst.SimpleWhitespace(" ")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -140,13 +141,16 @@ def _check_file(args) -> FileOutcome:
         if entry is not None:
             hit, summary = entry
             out = FileOutcome(path, hit, summary=summary)
-            try:
-                source = Source.from_bytes(data, path)
-            except SourceError:
-                return out
-            out.warnings = unknown_suppressions(source)
-            if hit and options.keep_sources:
-                out.source = source
+            # Decode only when needed: to show the findings' lines, or to check the
+            # suppression comments (warnings are not cached).
+            if (hit and options.keep_sources) or b"noqa" in data or b"evallint" in data:
+                try:
+                    source = Source.from_bytes(data, path)
+                except SourceError:
+                    return out
+                out.warnings = unknown_suppressions(source)
+                if hit and options.keep_sources:
+                    out.source = source
             return out
     out = _process_bytes(data, path, settings, options, write=True, project=project)
     if key is not None and not out.errors:
@@ -159,7 +163,6 @@ def _read_regular(path: str) -> bytes:
     # skips non-regular files; this guards a file replaced by one since).
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        import stat
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(0, "not a regular file")
         with os.fdopen(fd, "rb", closefd=True) as f:

@@ -249,8 +249,8 @@ class MissingEvalMode(Rule):
             import torch
             import torchvision
             model = torchvision.models.resnet18(weights="DEFAULT")
+            model.eval()
             with torch.no_grad():
-                model.eval()
                 for images, labels in test_loader:
                     logits = model(images)
             """,

@@ -13,7 +13,9 @@ from typing import Optional
 
 import libcst as cst
 
-from . import data, flow, loops, models, scopes
+from . import data, flow, loops, losses as _losses, models, scopes
+from . import lightning as lightning_facts
+from . import metrics as metric_facts
 from .exprs import dotted, last_part, method_call
 from .imports import import_aliases, qualify as _qualify
 from .index import ModuleIndex, Stmt
@@ -382,7 +384,9 @@ class ModuleFacts:
             return False
         seen.add(id(cls))
         result = models.calls_sensitivity(
-            [c for c, _ in self.calls_within(cls.stmt)], self.qualify, resolve.sensitivity_resolver(self, cls.stmt, seen))
+            # Its methods run when the model is built (at `at`): the classes they name
+            # are those live then; its bases are those live where it is defined.
+            [c for c, _ in self.calls_within(cls.stmt)], self.qualify, resolve.sensitivity_resolver(self, at, seen))
         for base in cls.bases:
             if last_part(base) in self.classes and last_part(base) != class_name:
                 b = self.class_sensitivity(last_part(base), seen, at=cls.stmt)
@@ -525,6 +529,14 @@ class ModuleFacts:
             found = c
         return found
 
+    # Lightning and torchmetrics (evallint/facts/lightning.py, metrics.py) -------------
+    @cached_property
+    def lightning(self) -> "lightning_facts.LightningFacts":
+        return lightning_facts.LightningFacts(self)
+
+    @cached_property
+    def metrics(self) -> "metric_facts.MetricTable":
+        return metric_facts.build(self)
 
     # Project view (other modules of the checked tree) --------------------------------
     @cached_property
@@ -540,6 +552,69 @@ class ModuleFacts:
         """This module's summary for the modules that import it (project view)."""
         from .summary import summarize
         return summarize(self)
+
+    # Keras -----------------------------------------------------------------------
+    @cached_property
+    def keras(self) -> "keras_facts.KerasFacts":
+        """Keras models, their output layer and compile settings, generators."""
+        from . import keras as keras_facts
+        return keras_facts.KerasFacts(self)
+
+    # Model outputs (activation, last layer size) ------------------------------------
+    @cached_property
+    def outputs(self) -> "outputs_facts.OutputFacts":
+        """What a PyTorch model's forward ends in: softmax, log_softmax, sigmoid, logits."""
+        from . import outputs as outputs_facts
+        return outputs_facts.OutputFacts(self)
+
+    @cached_property
+    def shapes(self) -> "shapes_facts.ShapeFacts":
+        """Known tensor shapes: (N, 1) columns and (N,) vectors."""
+        from . import shapes as shapes_facts
+        return shapes_facts.ShapeFacts(self)
+
+
+    # Losses (evallint/facts/losses.py) -------------------------------------------
+    @cached_property
+    def losses(self) -> list[_losses.LossInfo]:
+        """Bound PyTorch loss objects, then the functional and inline ones in calls."""
+        return self._bound_losses + [c.loss for c in self.loss_calls if c.loss.name is None]
+
+    @cached_property
+    def _bound_losses(self) -> list[_losses.LossInfo]:
+        return _losses.collect_losses(self.statements, self.qualify)
+
+    def loss_named(self, name: str, at: Stmt, _depth: int = 0) -> Optional[_losses.LossInfo]:
+        """The loss object bound to `name` where `at` runs: the last binding before it
+        (any binding of `self.x` in the class), or, for a parameter, the loss every
+        in-file caller passes."""
+        found = [l for l in self._bound_losses if l.name == name]
+        if name.startswith("self."):
+            same = {l.cls for l in found}
+            return found[-1] if len(same) == 1 and len({l.reduction for l in found}) == 1 else None
+        before = [l for l in found if l.stmt.order < at.order and l.stmt.function is at.function]
+        if before:
+            return before[-1]
+        function = self.function_of(at)
+        if function is not None and name in function.params:
+            if _depth > 2:
+                return None
+            results = []
+            for site in self.call_sites(function):
+                arg = _argument_for(function, name, site.call)
+                results.append(self.loss_named(arg.value, site.stmt, _depth + 1)
+                               if isinstance(arg, cst.Name) else None)
+            if results and all(r is not None for r in results) \
+                    and len({(r.cls, r.reduction) for r in results}) == 1:
+                return results[0]
+            return None
+        module_level = [l for l in found if l.stmt.function is None]
+        return module_level[-1] if len(module_level) == 1 or (module_level and at.function is None) else None
+
+    @cached_property
+    def loss_calls(self) -> list[_losses.LossCall]:
+        return _losses.collect_loss_calls(self.index.calls, self.qualify, self.loss_named)
+
 
 def _looks_like_optimizer(name: str) -> bool:
     n = last_part(name).lower()
