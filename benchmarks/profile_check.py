@@ -26,6 +26,8 @@ def main(argv=None) -> None:
     ap.add_argument("--limit", type=int, default=0, help="profile only the first N files (0: all)")
     ap.add_argument("--sort", default="tottime")
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--runner", action="store_true",
+                    help="profile what the runner does per file (reading, the check, fix verification)")
     args = ap.parse_args(argv)
 
     import libcst as cst
@@ -45,11 +47,19 @@ def main(argv=None) -> None:
     sources = [Source.from_bytes(Path(p).read_bytes(), p) for p in paths]
     profiler = cProfile.Profile()
 
+    from evallint.runner import RunOptions, _check_file
+
+    options = RunOptions(use_cache=False)
+
     def lint_all() -> float:
         start = time.perf_counter()
         profiler.enable()
-        for s in sources:
-            _lint_source(s, settings, rules, True)
+        if args.runner:
+            for p in paths:
+                _check_file((p, settings, options, None, None))
+        else:
+            for s in sources:
+                _lint_source(s, settings, rules, True)
         profiler.disable()
         return time.perf_counter() - start
 
