@@ -23,7 +23,7 @@ from .progress import progress_bar
 from .registry import RuleError, load_rules
 from .report import FORMATS, ReportContext, render
 from .report.statistics import statistics_table
-from .runner import RunOptions, run_bytes, run_paths
+from .runner import RunOptions, RunResult, run_bytes, run_paths
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -82,6 +82,9 @@ def _check_options(f):
         click.option("--color/--no-color", default=None, help="Force colours on or off."),
         click.option("--cache-dir", type=click.Path(file_okay=False),
                      help="Cache folder (default: .evallint_cache in the project root; env EVALLINT_CACHE_DIR)."),
+        click.option("--shard", default=None, metavar="K/N",
+                     help="Report only shard K of N (a stable split of the files by path, for CI runners; "
+                          "merge the outputs with `evallint merge`)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -138,8 +141,17 @@ def _warn(message: str) -> None:
 
 def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
            jobs, no_cache, statistics, show_findings, baseline, write_baseline, stdin_filename, force_exclude,
-           fail_on, color, cache_dir) -> None:
+           fail_on, color, cache_dir, shard=None) -> None:
     rules = _rules()
+    if shard is not None:
+        from .shard import ShardError, parse_shard
+        try:
+            shard = parse_shard(shard)
+        except ShardError as exc:
+            _fail(str(exc))
+        if fix or diff or stdin_filename or "-" in paths:
+            _fail("--shard splits a check of files over CI runners: it does not combine with fixes, "
+                  "--diff or stdin")
     paths = tuple(paths)
     if "-" in paths:  # `evallint check -` reads stdin, as ruff does
         if len(paths) > 1:
@@ -182,9 +194,17 @@ def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, e
             _warn("no Python files found (no .py or .ipynb file in "
                   f"{', '.join(given)}, or all of them are excluded)")
             sys.exit(EXIT_CLEAN)
+        own = None
+        if shard is not None:
+            from .shard import split
+            files, own = split(files, settings, shard)
         with progress_bar(enabled=fmt in ("full", "concise") and not diff and sys.stderr.isatty(),
                           color=color) as on_progress:
-            result = run_paths(files, settings, options, progress=on_progress)
+            result = run_paths(files, settings, options, progress=on_progress) if files else RunResult([])
+        if own is not None:
+            # Files of other shards were analysed only for what they tell ours.
+            result = RunResult([f for f in result.files if f.path in own])
+            files = [f for f in files if f in own]
     for warning in result.warnings:
         _warn(warning)
     diagnostics = result.diagnostics
@@ -234,6 +254,22 @@ def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, e
     if diff and any(f.diff for f in result.files) and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_CLEAN)
+
+
+@main.command("merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def merge_cmd(reports, output) -> None:
+    """Merge the JSON or SARIF reports of `check --shard K/N` runs into one."""
+    from .merge import MergeError, merge_reports
+    try:
+        _, text = merge_reports([Path(r).read_text(encoding="utf-8") for r in reports])
+    except (MergeError, OSError) as exc:
+        _fail(str(exc))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command("rules")

@@ -13,6 +13,7 @@ from .config import Settings
 from .deepstack import call_with_big_stack
 from .diagnostic import Diagnostic, Edit, Fix
 from .facts import ModuleFacts
+from .fastparse import parse_module
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source, SourceError
 from .spans import node_spans, render, syntactic_start
@@ -144,7 +145,7 @@ def _compiles(text: str) -> bool:
 
 def _parse(source: Source, text: str, result: FileResult, report: bool) -> Optional[cst.Module]:
     try:
-        return cst.parse_module(text)
+        return parse_module(text)
     except cst.ParserSyntaxError as exc:
         if source.notebook is not None:
             return _parse_notebook_cells(source, result, report)
@@ -163,7 +164,7 @@ def _parse_notebook_cells(source: Source, result: FileResult, report: bool) -> O
     for span in source.cell_spans:
         cell_text = "\n".join(lines[span.first_line - 1: span.first_line - 1 + span.line_count]) + "\n"
         try:
-            cst.parse_module(cell_text)
+            parse_module(cell_text)
         except cst.ParserSyntaxError as exc:
             if report:
                 line, col, message = _error_position(cell_text, exc)
@@ -171,7 +172,7 @@ def _parse_notebook_cells(source: Source, result: FileResult, report: bool) -> O
             for i in range(span.first_line - 1, span.first_line - 1 + span.line_count):
                 lines[i] = ""
     try:
-        return cst.parse_module("\n".join(lines))
+        return parse_module("\n".join(lines))
     except cst.ParserSyntaxError:
         return None
 

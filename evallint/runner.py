@@ -267,9 +267,9 @@ def _run_work(work: list, jobs: int, pool: Optional[ProcessPoolExecutor] = None,
         pool = _new_pool(min(jobs, len(work)))
     try:
         futures = {}
-        for i, w in enumerate(work):
+        for chunk in _chunks(work, jobs):
             try:
-                futures[pool.submit(_check_file, w)] = i
+                futures[pool.submit(_check_chunk, [work[i] for i in chunk])] = chunk
             except BrokenProcessPool:
                 break  # an earlier wave's worker died: the rest is checked in isolation below
         pending = set(futures)
@@ -277,7 +277,7 @@ def _run_work(work: list, jobs: int, pool: Optional[ProcessPoolExecutor] = None,
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 try:
-                    outcomes[futures[future]] = future.result()
+                    outcomes.update(zip(futures[future], future.result()))
                 except BrokenProcessPool:
                     pass  # a worker died (out of memory, a native crash): isolate below
             report(done_before + len(outcomes), total)
@@ -291,6 +291,39 @@ def _run_work(work: list, jobs: int, pool: Optional[ProcessPoolExecutor] = None,
         if i not in outcomes:
             outcomes[i] = _check_isolated(w)
     return [outcomes[i] for i in range(len(work))]
+
+
+def _check_chunk(items: list) -> list[FileOutcome]:
+    return [_check_file(w) for w in items]
+
+
+# Chunks per worker: enough that the last ones are small (the workers finish together),
+# few enough that the settings are pickled a handful of times, not once per file.
+_CHUNKS_PER_WORKER = 8
+
+
+def _chunks(work: list, jobs: int) -> list[list[int]]:
+    """Indices of `work` in chunks of about equal bytes, the biggest files first (a big
+    file handed out last would leave the other workers idle), each chunk at most
+    1/(jobs*_CHUNKS_PER_WORKER) of the bytes unless it is one file."""
+    sizes = []
+    for w in work:
+        try:
+            sizes.append(os.path.getsize(w[0]))
+        except OSError:
+            sizes.append(0)
+    order = sorted(range(len(work)), key=lambda i: -sizes[i])
+    budget = max(1, sum(sizes) // (jobs * _CHUNKS_PER_WORKER))
+    chunks, current, filled = [], [], 0
+    for i in order:
+        if current and filled + sizes[i] > budget:
+            chunks.append(current)
+            current, filled = [], 0
+        current.append(i)
+        filled += sizes[i]
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _ignore_sigint() -> None:

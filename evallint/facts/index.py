@@ -12,7 +12,7 @@ from typing import Optional
 
 import libcst as cst
 
-from .walk import child_fields
+from .walk import NODE, SEQUENCE, child_fields, value_kind
 
 # Fields of compound statements that hold nested blocks (not header expressions).
 _BLOCK_FIELDS = {"body", "orelse", "handlers", "finalbody", "cases"}
@@ -129,11 +129,12 @@ class ModuleIndex:
                 mode_here = "skip"  # comprehension and lambda variables are local to them
             elif t is cst.NamedExpr and name == "target":
                 mode_here = "store"
-            if isinstance(value, cst.CSTNode):
+            kind = value_kind(type(value))
+            if kind == NODE:
                 stack.append(("expr", value, owner, mode_here))
-            elif isinstance(value, (list, tuple)):
+            elif kind == SEQUENCE:
                 for v in reversed(value):
-                    if isinstance(v, cst.CSTNode):
+                    if value_kind(type(v)) == NODE:
                         stack.append(("expr", v, owner, mode_here))
 
     # Queries --------------------------------------------------------------------
@@ -242,9 +243,10 @@ def _header_children(node: cst.CSTNode):
             if name in _BLOCK_FIELDS:
                 continue
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
+            kind = value_kind(type(value))
+            if kind == NODE:
                 yield value, "load"
-            elif isinstance(value, (list, tuple)):
+            elif kind == SEQUENCE:
                 for v in value:
-                    if isinstance(v, cst.CSTNode):
+                    if value_kind(type(v)) == NODE:
                         yield v, "load"

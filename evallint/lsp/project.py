@@ -18,6 +18,7 @@ import libcst as cst
 
 from ..config import Settings, relative_posix
 from ..deepstack import call_with_big_stack
+from ..fastparse import parse_module
 from ..facts import ModuleFacts
 from ..facts.project import ModuleResolver, ProjectLink, overturned, parse_assumption, project_root
 from ..source import Source, SourceError
@@ -114,7 +115,7 @@ class WorkspaceProject:
 
     def _build(self, settings: Settings, path: str, text: str) -> tuple[Optional[dict], set[str]]:
         try:
-            module = call_with_big_stack(cst.parse_module, text)
+            module = call_with_big_stack(parse_module, text)
         except (cst.ParserSyntaxError, RecursionError):
             return None, set()
         link = self.link(settings, path)

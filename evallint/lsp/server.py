@@ -1,9 +1,11 @@
 """`evallint lsp`: the language server.
 
-Diagnostics are published on open and save at once, and on change after a short
-quiet period (DEBOUNCE_S); a lint whose document moved on meanwhile is dropped, so
-the newest version always wins. Linting runs in a worker thread so the server keeps
-answering while a large file is checked.
+Diagnostics are published on open, change and save at once: an idle document is
+linted the moment it changes (no quiet period to wait out). A change that arrives
+while its document is being linted is not queued: when that lint ends its result is
+dropped and the newest text is linted next, so the newest version always wins and a
+burst of keystrokes costs at most one lint in flight plus one. Linting runs in a
+worker thread so the server keeps answering while a large file is checked.
 """
 from __future__ import annotations
 
@@ -28,19 +30,17 @@ from .linting import DocumentLinter, LintedDocument
 from .encoding import UTF16
 from .protocol import AnsweredError, EvallintProtocol
 
-DEBOUNCE_S = 0.3
-
 
 class EvallintServer(LanguageServer):
-    def __init__(self, debounce: float = DEBOUNCE_S) -> None:
+    def __init__(self) -> None:
         super().__init__("evallint", __version__, protocol_cls=EvallintProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.debounce = debounce
         self.linter = DocumentLinter()
         self.linter.project.buffer_text = self.open_buffer_text
         self.linter.on_callers_ready = self.callers_ready
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._pending: dict[str, asyncio.Task] = {}
+        self._pending: dict[str, asyncio.Task] = {}   # uri -> its lint in flight
+        self._stale: set[str] = set()   # documents changed while their lint was in flight
         # uri -> the last published lint and its LSP diagnostics, for code actions.
         self._published: dict[str, tuple[LintedDocument, list[tuple[Diagnostic, dict]]]] = {}
         self._shown_config_errors: set[str] = set()
@@ -55,7 +55,7 @@ class EvallintServer(LanguageServer):
             for uri in list(self.workspace.text_documents):
                 path = to_fs_path(uri)
                 if path and relative_posix(path, self.linter.settings_for(path).root) == module:
-                    self.schedule(uri, 0)
+                    self.schedule(uri)
         loop.call_soon_threadsafe(relint)
 
     def file_changed(self, uri: str) -> None:
@@ -78,41 +78,55 @@ class EvallintServer(LanguageServer):
         return getattr(enc, "value", enc) or UTF16
 
     # Linting ------------------------------------------------------------------------
-    def schedule(self, uri: str, delay: float) -> None:
+    def schedule(self, uri: str) -> None:
+        """Lint now, or, when a lint of this document is in flight, right after it."""
         self._loop = asyncio.get_running_loop()
-        old = self._pending.pop(uri, None)
-        if old is not None:
-            old.cancel()
-        self._pending[uri] = asyncio.get_running_loop().create_task(self._lint_and_publish(uri, delay))
+        running = self._pending.get(uri)
+        if running is not None and not running.done():
+            self._stale.add(uri)
+            return
+        self._pending[uri] = self._loop.create_task(self._lint_and_publish(uri))
 
     def cancel(self, uri: str) -> None:
+        self._stale.discard(uri)
         task = self._pending.pop(uri, None)
         if task is not None:
             task.cancel()
 
-    async def _lint_and_publish(self, uri: str, delay: float) -> None:
+    async def _lint_and_publish(self, uri: str) -> None:
         try:
-            if delay:
-                await asyncio.sleep(delay)
-            doc = self.workspace.text_documents.get(uri)
-            if doc is None:
-                return  # closed meanwhile
-            if not is_python(uri, doc.language_id):
-                return
-            linted = await self.lint(uri, doc.version, doc.source)
-            current = self.workspace.text_documents.get(uri)
-            if current is None or current.version != linted.version:
-                return  # a newer version has its own lint scheduled
-            self.publish(linted)
-            for error in linted.errors:
-                self.log_error(f"evallint: {error}")
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # an engine bug must cost one lint, never the server
-            self.log_error(f"evallint failed on {uri}:\n{traceback.format_exc()}")
+            while True:
+                self._stale.discard(uri)
+                try:
+                    if not await self._lint_once(uri):
+                        return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # an engine bug must cost one lint, never the server
+                    self.log_error(f"evallint failed on {uri}:\n{traceback.format_exc()}")
+                if uri not in self._stale:
+                    return
+                # Changed while it was linted: lint the newest text now (latest wins).
         finally:
             if self._pending.get(uri) is asyncio.current_task():
                 del self._pending[uri]
+
+    async def _lint_once(self, uri: str) -> bool:
+        """Lint the document as it is now and publish unless it changed meanwhile;
+        False when there is nothing to lint (closed, not Python)."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None or not is_python(uri, doc.language_id):
+            return False
+        linted = await self.lint(uri, doc.version, doc.source)
+        current = self.workspace.text_documents.get(uri)
+        if current is None:
+            return False  # closed meanwhile
+        if uri in self._stale or current.version != linted.version:
+            return True  # superseded: never publish an old version
+        self.publish(linted)
+        for error in linted.errors:
+            self.log_error(f"evallint: {error}")
+        return True
 
     async def lint(self, uri: str, version: Optional[int], text: str) -> LintedDocument:
         return await asyncio.to_thread(self.linter.lint, uri, version, text, to_fs_path(uri))
@@ -146,7 +160,7 @@ class EvallintServer(LanguageServer):
         self.linter.forget_settings()
         self._shown_config_errors.clear()
         for uri in list(self.workspace.text_documents):
-            self.schedule(uri, 0)
+            self.schedule(uri)
 
     # Messages to the user -------------------------------------------------------------
     def show_config_errors(self) -> None:
@@ -182,8 +196,8 @@ class EvallintServer(LanguageServer):
         return self.protocol._converter.unstructure(obj)
 
 
-def build_server(debounce: float = DEBOUNCE_S) -> EvallintServer:
-    server = EvallintServer(debounce)
+def build_server() -> EvallintServer:
+    server = EvallintServer()
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: EvallintServer, params: types.InitializeParams) -> None:
@@ -202,12 +216,12 @@ def build_server(debounce: float = DEBOUNCE_S) -> EvallintServer:
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: EvallintServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.schedule(params.text_document.uri, 0)
+        ls.schedule(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: EvallintServer, params: types.DidChangeTextDocumentParams) -> None:
         ls.file_changed(params.text_document.uri)
-        ls.schedule(params.text_document.uri, ls.debounce)
+        ls.schedule(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     async def did_save(ls: EvallintServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -215,7 +229,7 @@ def build_server(debounce: float = DEBOUNCE_S) -> EvallintServer:
             ls.relint_all()
         else:
             ls.file_changed(params.text_document.uri)
-            ls.schedule(params.text_document.uri, 0)
+            ls.schedule(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     async def did_close(ls: EvallintServer, params: types.DidCloseTextDocumentParams) -> None:
