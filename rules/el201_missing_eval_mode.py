@@ -322,8 +322,8 @@ class MissingEvalMode(Rule):
             def evaluate(model, loader):
                 model.train()
                 correct = 0
+                model.eval()
                 with torch.no_grad():
-                    model.eval()
                     for x, y in loader:
                         correct += (model(x).argmax(1) == y).sum().item()
                 return correct
