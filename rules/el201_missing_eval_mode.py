@@ -347,8 +347,8 @@ class MissingEvalMode(Rule):
             import torch
             import torch.nn as nn
             model = nn.Sequential(nn.Linear(30, 16), nn.Dropout(0.2), nn.Linear(16, 1))
+            model.eval()
             with torch.no_grad():
-                model.eval()
                 predictions = model(test_X)
             accuracy = ((predictions > 0).float() == test_Y).float().mean()
             """,
