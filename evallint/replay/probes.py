@@ -310,16 +310,25 @@ def judge_overlap(ev: Evidence) -> Judgement:
     return Judgement(CONFIRMED, "the test set overlaps the training set" + how, **base)
 
 
-def judge_params(ev: Evidence) -> Judgement:
-    """Evaluation must never change the model: its parameters before and after a pass."""
+def _model_runs(ev: Evidence) -> tuple[Optional[dict], Optional[dict], Optional[Judgement]]:
+    """The first runs as written and fixed, or why the region gives nothing to judge
+    (it failed, raised, or never called the model)."""
     failed = _region_failed(ev)
     if failed:
-        return failed
+        return None, None, failed
     w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
     if w_run["error"]:
-        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
+        return w_run, f_run, Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
     if not w_run["forward_calls"]:
-        return Judgement(NOT_REPLAYABLE, "the region never calls the model")
+        return w_run, f_run, Judgement(NOT_REPLAYABLE, "the region never calls the model")
+    return w_run, f_run, None
+
+
+def judge_params(ev: Evidence) -> Judgement:
+    """Evaluation must never change the model: its parameters before and after a pass."""
+    w_run, f_run, failed = _model_runs(ev)
+    if failed:
+        return failed
 
     def show(run):
         return "no fix" if run is None else ("error" if run["error"] else
@@ -339,12 +348,9 @@ def judge_params(ev: Evidence) -> Judgement:
 def judge_train_mode(ev: Evidence) -> Judgement:
     """Training steps (forward passes whose outputs are backpropagated) that run with the
     model in evaluation mode: dropout off, batch-norm frozen, as written vs after the fix."""
-    failed = _region_failed(ev)
+    w_run, f_run, failed = _model_runs(ev)
     if failed:
         return failed
-    w_run, f_run = _first_run(ev, "written"), _first_run(ev, "fixed")
-    if w_run["error"]:
-        return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}")
     if not w_run["train_steps"]:
         return Judgement(NOT_REPLAYABLE, "the region runs no training step (no backward through the model)")
 
