@@ -55,20 +55,20 @@ class ModeLeak:
 
 
 def is_training_step(facts: "ModuleFacts", call: cst.Call) -> bool:
-    from . import _looks_like_optimizer
+    from .gradients import looks_like_optimizer
     name = facts.qualify(call.func) or dotted(call.func) or ""
     short = last_part(name)
     if isinstance(call.func, cst.Attribute) and call.func.attr.value in ("backward", "manual_backward"):
         return True  # also `scaler.scale(loss).backward()`
     if short in ("backward", "manual_backward") or name in ("torch.autograd.backward",):
         return True
-    return short == "step" and method_call(call) is not None and _looks_like_optimizer(dotted(call.func.value) or "")
+    return short == "step" and method_call(call) is not None and looks_like_optimizer(dotted(call.func.value) or "")
 
 
 def is_optimizer_step(facts: "ModuleFacts", call: cst.Call) -> bool:
-    from . import _looks_like_optimizer
+    from .gradients import looks_like_optimizer
     mc = method_call(call)
-    return mc is not None and mc[1] == "step" and _looks_like_optimizer(dotted(mc[0]) or "")
+    return mc is not None and mc[1] == "step" and looks_like_optimizer(dotted(mc[0]) or "")
 
 
 def loop_statements(facts: "ModuleFacts") -> list[Stmt]:

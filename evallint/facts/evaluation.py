@@ -377,7 +377,7 @@ class Evaluation:
             return False
         prev = s.block[s.index - 1]
         if not (isinstance(prev.node, cst.With)
-                and any(self.facts._is_no_grad_item(i.item, prev) for i in prev.node.items)):
+                and any(self.facts.gradients.is_no_grad_item(i.item, prev) for i in prev.node.items)):
             return False
         body = prev.blocks.get("body", [])
         if not body or not all(isinstance(b.node, (cst.Assign, cst.AnnAssign)) and not self.model_calls(b)

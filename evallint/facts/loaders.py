@@ -12,7 +12,10 @@ from typing import Optional
 import libcst as cst
 
 from .data import Construction
+from . import flow
 from .exprs import argument, keyword, last_part, literal_value, number
+from .index import Stmt
+from .scopes import argument_for
 
 # Loaders whose `len()` is the number of batches and whose batches hold `batch_size`
 # samples (graphs, for torch_geometric), the last one shorter unless drop_last.
@@ -80,3 +83,28 @@ def describe(construction: Construction, resolve) -> LoaderInfo:
 
 def is_loader_name(name: str) -> bool:
     return last_part(name).lower().endswith(("loader", "dl", "dataloader"))
+
+
+def loader_info(facts, name: str, at: Stmt, _depth: int = 0) -> Optional[LoaderInfo]:
+    """The DataLoader bound to `name` where `at` runs (through in-file callers for a
+    parameter); None when it cannot be told or callers disagree."""
+    function = facts.function_of(at)
+    if function is not None and name in function.params:
+        if _depth > 2:
+            return None
+        infos = []
+        for site in facts.call_sites(function):
+            arg = argument_for(function, name, site.call)
+            infos.append(loader_info(facts, arg.value, site.stmt, _depth + 1) if isinstance(arg, cst.Name) else None)
+        if not infos or any(i is None for i in infos):
+            return None
+        keys = {(i.batch_size, i.drop_last, i.has_sampler, i.batches_len) for i in infos}
+        return infos[0] if len(keys) == 1 else None
+    c = facts.construction(name, at, kind="loader")
+    if c is None and function is not None and not any(name in s.stores for s in flow.scope_statements(facts.index, at)):
+        module_level = [x for x in facts.constructions if x.name == name and x.kind == "loader"
+                        and x.stmt.function is None]
+        c = module_level[0] if len(module_level) == 1 else None  # a global built after the def
+    if c is None:
+        return None
+    return describe(c, lambda n: flow.assigned_value(facts.index, n, c.stmt))

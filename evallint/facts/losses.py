@@ -15,6 +15,7 @@ import libcst as cst
 
 from .exprs import argument, dotted, keyword, last_part, literal_value, method_call
 from .index import Stmt
+from .scopes import argument_for
 
 _NN = "torch.nn."
 _FUNCTIONAL = "torch.nn.functional."
@@ -179,3 +180,31 @@ def collect_loss_calls(calls, qualify, lookup: Callable[[str, Stmt], Optional[Lo
             continue
         out.append(LossCall(loss, call, argument(call, 0, "input"), argument(call, 1, "target"), stmt))
     return out
+
+
+def loss_named(facts, name: str, at: Stmt, _depth: int = 0) -> Optional[LossInfo]:
+    """The loss object bound to `name` where `at` runs: the last binding before it
+    (any binding of `self.x` in the class), or, for a parameter, the loss every
+    in-file caller passes."""
+    found = [l for l in facts._bound_losses if l.name == name]
+    if name.startswith("self."):
+        same = {l.cls for l in found}
+        return found[-1] if len(same) == 1 and len({l.reduction for l in found}) == 1 else None
+    before = [l for l in found if l.stmt.order < at.order and l.stmt.function is at.function]
+    if before:
+        return before[-1]
+    function = facts.function_of(at)
+    if function is not None and name in function.params:
+        if _depth > 2:
+            return None
+        results = []
+        for site in facts.call_sites(function):
+            arg = argument_for(function, name, site.call)
+            results.append(loss_named(facts, arg.value, site.stmt, _depth + 1)
+                           if isinstance(arg, cst.Name) else None)
+        if results and all(r is not None for r in results) \
+                and len({(r.cls, r.reduction) for r in results}) == 1:
+            return results[0]
+        return None
+    module_level = [l for l in found if l.stmt.function is None]
+    return module_level[-1] if len(module_level) == 1 or (module_level and at.function is None) else None

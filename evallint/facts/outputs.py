@@ -17,6 +17,7 @@ import libcst as cst
 from . import flow, models
 from .exprs import argument, dotted, last_part, literal_value, method_call, positional, value_assigned
 from .index import Stmt
+from .scopes import argument_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import ModuleFacts
@@ -211,7 +212,7 @@ class OutputFacts:
         if function is not None and key in function.params and _depth < 3:
             ends = []
             for site in self.facts.call_sites(function):
-                arg = _argument_for(function, key, site.call)
+                arg = argument_for(function, key, site.call)
                 ends.append(self.model_end(arg.value, site.stmt, _depth + 1) if isinstance(arg, cst.Name) else None)
             if ends and all(e is not None for e in ends) and len({(e.activation, e.out_features) for e in ends}) == 1:
                 return ends[0]
@@ -311,13 +312,3 @@ def _first(call: cst.Call) -> Optional[cst.BaseExpression]:
     arg = positional(call, 0)
     return arg.value if arg is not None else None
 
-
-def _argument_for(function, param: str, call: cst.Call):
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == param:
-            return arg.value
-    i = function.param_index(param)
-    pos = [a for a in call.args if a.keyword is None and not a.star]
-    if i is not None and 0 <= i < len(pos):
-        return pos[i].value
-    return None

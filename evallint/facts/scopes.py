@@ -86,3 +86,15 @@ def call_sites_of(function: FunctionInfo, calls: list[tuple[cst.Call, Stmt]]) ->
         elif isinstance(func, cst.Name) and func.value == function.name:
             sites.append(CallSite(call, stmt))
     return sites
+
+
+def argument_for(function: FunctionInfo, param: str, call: cst.Call):
+    """The argument a call passes for `param` of `function`, or None."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == param:
+            return arg.value
+    i = function.param_index(param)
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if i is not None and 0 <= i < len(positional):
+        return positional[i].value
+    return None
