@@ -29,6 +29,17 @@ def method_call(node: cst.CSTNode) -> Optional[tuple[cst.BaseExpression, str]]:
     return None
 
 
+def strip_method_chain(expr, methods) -> Optional[cst.Call]:
+    """`Net().to(device).eval()` -> `Net()`: the call under a chain of `methods`."""
+    while isinstance(expr, cst.Call):
+        mc = method_call(expr)
+        if mc is not None and mc[1] in methods and isinstance(mc[0], cst.Call):
+            expr = mc[0]
+            continue
+        return expr
+    return None
+
+
 def number(expr: cst.CSTNode) -> Optional[float]:
     if isinstance(expr, cst.Integer):
         return float(int(expr.value.replace("_", ""), 0))

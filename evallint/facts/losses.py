@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import libcst as cst
 
-from .exprs import argument, dotted, keyword, last_part, literal_value, method_call
+from .exprs import argument, dotted, keyword, last_part, literal_value, strip_method_chain
 from .index import Stmt
 from .scopes import argument_for
 
@@ -125,13 +125,7 @@ def reduction_of(call: cst.Call, cls: str) -> Optional[str]:
 
 def _constructor(expr) -> Optional[cst.Call]:
     """`nn.CrossEntropyLoss().to(device)` -> the constructor call."""
-    while isinstance(expr, cst.Call):
-        mc = method_call(expr)
-        if mc is not None and mc[1] in _DEVICE_METHODS and isinstance(mc[0], cst.Call):
-            expr = mc[0]
-            continue
-        return expr
-    return None
+    return strip_method_chain(expr, _DEVICE_METHODS)
 
 
 def collect_losses(statements, qualify) -> list[LossInfo]:

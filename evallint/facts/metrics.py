@@ -15,7 +15,7 @@ from typing import Optional
 
 import libcst as cst
 
-from .exprs import argument, dotted, keyword, last_part, literal_value, method_call
+from .exprs import argument, dotted, keyword, last_part, literal_value, method_call, strip_method_chain
 from .index import Stmt
 
 FUNCTIONAL_PREFIX = "torchmetrics.functional"
@@ -95,13 +95,7 @@ class MetricTable:
 
 def strip_chain(expr) -> Optional[cst.Call]:
     """`Accuracy(...).to(device)` -> the `Accuracy(...)` call."""
-    while isinstance(expr, cst.Call):
-        mc = method_call(expr)
-        if mc is not None and mc[1] in _DEVICE_CHAIN and isinstance(mc[0], cst.Call):
-            expr = mc[0]
-            continue
-        return expr
-    return None
+    return strip_method_chain(expr, _DEVICE_CHAIN)
 
 
 def is_metric_class_name(qualified: str) -> bool:

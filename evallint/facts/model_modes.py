@@ -9,7 +9,7 @@ from typing import Optional
 import libcst as cst
 
 from . import flow, models, resolve
-from .exprs import dotted, last_part, method_call
+from .exprs import dotted, last_part, strip_method_chain
 from .index import Stmt
 from .scopes import argument_for
 
@@ -214,13 +214,7 @@ class ModelModes:
 
 def strip_device_calls(expr) -> Optional[cst.Call]:
     """`Net().to(device).eval()` -> `Net()`."""
-    while isinstance(expr, cst.Call):
-        mc = method_call(expr)
-        if mc is not None and mc[1] in _DEVICE_METHODS and isinstance(mc[0], cst.Call):
-            expr = mc[0]
-            continue
-        return expr
-    return None
+    return strip_method_chain(expr, _DEVICE_METHODS)
 
 
 def _calls_in(call: cst.Call) -> list[cst.Call]:
