@@ -10,6 +10,7 @@ in PROBES.
 - grad:    the model's outputs require grad as written, not after the fix
 - overlap: the fraction of test samples found in the training set
 - params:  the model's parameters change during an evaluation pass (it trains on them)
+- graph:   a running total holds an autograd graph as written, a number after the fix
 - train_mode: training steps that run with the model in eval mode (a later epoch after
            an evaluation that never switched back)
 """
@@ -39,6 +40,7 @@ class Evidence:
     sink_index_together: Optional[int] = None
     partners: tuple = ()               # those findings' codes
     code: str = ""                     # the finding's own code
+    flagged: frozenset = frozenset()   # the names the flagged statement assigns
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,20 @@ def judge_metric(ev: Evidence) -> Judgement:
                 break
     unit = unit_of(metric_fixed)
     truth = ev.result["truth"][unit]
-    base = dict(metric=metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
+    label = metric.label
+    if metric.scope == "last batch" and f"last_{unit}" in ev.result["truth"]:
+        # a per-batch value (printed inside the loop): the last, short batch's
+        truth, label = ev.result["truth"][f"last_{unit}"], f"{metric.label} (last batch)"
+    base = dict(metric=label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
                 truth=fmt(truth), written_value=w, fixed_value=f, truth_value=truth)
     if w_run["error"]:
         if _gets_past(w_run, f_run):
             return Judgement(CONFIRMED, _crash_reason(w_run, f_run), **{**base, "written": "error"})
+        breaks = _breaks_on_flagged(ev, w_run)
+        if breaks and not ev.has_fix:
+            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']} at `{w_run['error_line']}`, "
+                                        f"which uses the flagged `{breaks}`; the rule offers no fix",
+                             **{**base, "written": "error"})
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
     if w is None:
         return Judgement(NOT_REPLAYABLE, f"the region computes no number to compare (`{metric.label}` "
@@ -168,6 +179,12 @@ def judge_metric(ev: Evidence) -> Judgement:
         return Judgement(CONFIRMED, f"as written {off}; {rest}", **base)
     return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth"
                      + (f"; {shared}" if shared else ""), **base)
+
+
+def _breaks_on_flagged(ev: Evidence, run: dict) -> str:
+    """The flagged name that the statement which raised reads, or ""."""
+    text = run.get("error_line") or ""
+    return next((n for n in sorted(ev.flagged) if n != "_" and re.search(rf"(?<![\w.]){re.escape(n)}\b", text)), "")
 
 
 def _distance(value: float, truth: float) -> float:
@@ -375,6 +392,33 @@ def judge_train_mode(ev: Evidence) -> Judgement:
     return Judgement(NOT_REPRODUCED, "training steps still run in eval mode after the fix", **base)
 
 
+def judge_graph(ev: Evidence) -> Judgement:
+    """A running total that keeps every batch's autograd graph: the flagged name holds a
+    tensor with a grad_fn after the region as written, a plain number after the fix."""
+    w_run, f_run, failed = _model_runs(ev)
+    if failed:
+        return failed
+    names = ", ".join(f"`{n}`" for n in sorted(ev.flagged)) or "the total"
+
+    def show(run):
+        if run is None:
+            return "no fix"
+        return "error" if run["error"] else ("holds a grad_fn" if any(run["graphs"]) else "no graph")
+
+    held = any(w_run["graphs"])
+    base = dict(metric=f"autograd graph kept by {names}", written=show(w_run), fixed=show(f_run), truth="no graph",
+                written_value=float(held), fixed_value=None if f_run is None or f_run["error"]
+                else float(any(f_run["graphs"])), truth_value=0.0)
+    if not held:
+        return Judgement(NOT_REPRODUCED, f"{names} holds no autograd graph as written", **base)
+    if f_run is not None and not f_run["error"] and not any(f_run["graphs"]):
+        return Judgement(CONFIRMED, f"{names} keeps every batch's autograd graph alive as written (a tensor with "
+                                    "a grad_fn); after the fix it is a plain number", **base)
+    if f_run is None:
+        return Judgement(CONFIRMED, f"{names} keeps every batch's autograd graph alive", **base)
+    return Judgement(NOT_REPRODUCED, f"{names} still holds an autograd graph after the fix", **base)
+
+
 PROBES: dict[str, Probe] = {
     "metric": Probe("metric", "region", judge_metric),
     "mode": Probe("mode", "region", judge_mode),
@@ -382,6 +426,7 @@ PROBES: dict[str, Probe] = {
     "overlap": Probe("overlap", "datasets", judge_overlap),
     "params": Probe("params", "region", judge_params),
     "train_mode": Probe("train_mode", "region", judge_train_mode),
+    "graph": Probe("graph", "region", judge_graph),
 }
 
 

@@ -54,6 +54,11 @@ def make_model_class(torch):
             h = self.linear(self.dropout(torch.nn.functional.one_hot(code, self.classes).float()))
             if self.head_kind == "binary":
                 h = (h[:, 1] - h[:, 0]).unsqueeze(1)
+                flat = x.reshape(x.shape[0], -1)
+                if flat.shape[1] > 1:
+                    # Confidence varies by sample (|logit| in 0.05..~3, from the second
+                    # feature): thresholds at 0.5 on logits then differ from thresholds at 0.
+                    h = h * (0.05 + flat[:, 1:2].abs().to(h.dtype)) / 4.0
             out = self.norm(h)
             if self.head_kind == "binary" and self.output == "probs":
                 out = torch.sigmoid(out)
@@ -75,10 +80,12 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
     model.train(model_mode == "train")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data["X"], data["Y"]),
                                          batch_size=world["batch_size"], shuffle=False)
+    reduction = world.get("loss_reduction", "mean")
     if world["head"] == "binary":
-        criterion = torch.nn.BCEWithLogitsLoss() if world["binary_output"] == "logits" else torch.nn.BCELoss()
+        criterion = torch.nn.BCEWithLogitsLoss(reduction=reduction) if world["binary_output"] == "logits" \
+            else torch.nn.BCELoss(reduction=reduction)
     else:
-        criterion = torch.nn.CrossEntropyLoss()
+        criterion = torch.nn.CrossEntropyLoss(reduction=reduction)
     makers = {
         "model": lambda: model,
         "loader": lambda: loader,
@@ -126,5 +133,9 @@ def ground_truth(torch, world: dict, device, seed: int) -> dict:
                 else f.binary_cross_entropy(out, target))
     else:
         loss = f.cross_entropy(out, data["y"].to(device))
+    # The loader's last batch (the short one): the truth of a value printed per batch.
+    start = n - (n % world["batch_size"] or world["batch_size"])
+    last = int((data["pred"][start:] == data["y"][start:]).sum())
     return {"correct": correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
-            "loss": float(loss.item())}
+            "loss": float(loss.item()), "last_correct": last, "last_total": n - start,
+            "last_fraction": last / (n - start), "last_percent": 100.0 * last / (n - start)}

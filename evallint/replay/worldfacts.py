@@ -1,0 +1,60 @@
+"""What the skipped set-up tells the stand-ins, read from the whole module's facts
+(the region alone does not hold the loss's construction), and the arithmetic
+regions' preparation (see `arith`)."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from functools import lru_cache
+from typing import Optional
+
+from .arith import instrument_predictions, slice_loop
+
+
+@lru_cache(maxsize=8)
+def _bound_reductions(text: str) -> frozenset[str]:
+    """The reductions of the module's bound PyTorch loss objects (`criterion =
+    nn.NLLLoss(reduction="sum")`); "?" for one that cannot be told."""
+    from .tree import RegionError, Tree
+
+    try:
+        facts = Tree.parse(text).facts
+    except (RegionError, RecursionError):
+        return frozenset()
+    return frozenset(l.reduction or "?" for l in facts.losses if not l.functional and l.name is not None)
+
+
+def world_with_losses(world, source, roles: dict):
+    """The stand-in criterion reduces the way the user's loss object does: a summed
+    loss divided by the number of samples is then right, as in the user's code. Only
+    when every bound loss of the module agrees on "sum"."""
+    if "criterion" not in roles.values():
+        return world
+    reductions = _bound_reductions(getattr(source, "text", "") or "")
+    if reductions == frozenset({"sum"}):
+        return replace(world, loss_reduction="sum")
+    return world
+
+
+_BATCH_LITERAL = re.compile(r"^(batch_size|bs|BATCH_SIZE|eval_batch_size|test_batch_size|mini_batch_size)"
+                            r"\s*=\s*(\d+)\s*$", re.M)
+
+
+def world_with_batch_size(world, code: str):
+    """A region that keeps the script's `batch_size = 128` counts with it: the stand-in
+    loader then batches the same way, and the sample count keeps a short last batch."""
+    sizes = {int(m.group(2)) for m in _BATCH_LITERAL.finditer(code)}
+    if len(sizes) != 1:
+        return world
+    size = sizes.pop()
+    if not 1 < size < world.n:
+        return world
+    n = world.n if world.n % size else world.n + size // 2
+    return replace(world, batch_size=size, n=n)
+
+
+def arith_regions(region: Optional[object]):
+    """The region reduced to what its metric needs, with predictions scored."""
+    if region is None or region.metric is None:
+        return region
+    return instrument_predictions(slice_loop(region, region.metric.deps))
