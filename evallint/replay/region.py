@@ -274,7 +274,7 @@ class _Cutter:
         accumulators: list[str] = []
         for depth in range(len(self.levels) - 1, -1, -1):
             chosen = []
-            for stmt in reversed(before(self.levels[depth])):
+            for stmt in reversed(self._unwrapped(before(self.levels[depth]), standins)):
                 use = self.tree.use(stmt)
                 simple = isinstance(stmt, cst.SimpleStatementLine)
                 if simple and any(isinstance(x, (cst.Return, cst.Raise)) for x in smalls(stmt)):
@@ -290,6 +290,21 @@ class _Cutter:
                     blocked |= use.writes & needed  # defined by code we do not run: a stand-in
             prior[depth] = list(reversed(chosen))
         return prior, accumulators
+
+    def _unwrapped(self, stmts: list[cst.BaseStatement], standins: set[str]) -> list[cst.BaseStatement]:
+        """`with torch.no_grad(): per_class = torch.zeros(10)` before the loop initialises
+        like a plain statement: such a block's simple statements stand in its place
+        when none of them touches a stand-in (a model run there needs its context)."""
+        out: list[cst.BaseStatement] = []
+        for stmt in stmts:
+            body = stmt.body.body if isinstance(stmt, cst.With) and isinstance(stmt.body, cst.IndentedBlock) else ()
+            if body and all(isinstance(b, cst.SimpleStatementLine) for b in body) \
+                    and not any(self.tree.use(b).reads & standins for b in body) \
+                    and not any(has_io(self.tree, b) for b in body):
+                out.extend(body)
+            else:
+                out.append(stmt)
+        return out
 
     # -- helpers ------------------------------------------------------------------
     def _roles(self) -> dict[str, str]:

@@ -49,7 +49,7 @@ def make_model_class(torch):
             self.norm = nn.BatchNorm1d(1 if head == "binary" else classes)
             self.calls: list[dict] = []  # what each forward saw, for the probes
 
-        def forward(self, x):
+        def forward(self, x, *args, **kwargs):  # graph models also take edge_index, batch
             code = x.reshape(x.shape[0], -1)[:, 0].round().long().clamp(0, self.classes - 1)
             h = self.linear(self.dropout(torch.nn.functional.one_hot(code, self.classes).float()))
             if self.head_kind == "binary":
@@ -80,6 +80,10 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
     model.train(model_mode == "train")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data["X"], data["Y"]),
                                          batch_size=world["batch_size"], shuffle=False)
+    if world.get("batches") == "record":
+        from .records import RecordLoader
+
+        loader = RecordLoader(torch, loader)
     reduction = world.get("loss_reduction", "mean")
     if world["head"] == "binary":
         criterion = torch.nn.BCEWithLogitsLoss(reduction=reduction) if world["binary_output"] == "logits" \

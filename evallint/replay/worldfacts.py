@@ -40,17 +40,31 @@ _BATCH_LITERAL = re.compile(r"^(batch_size|bs|BATCH_SIZE|eval_batch_size|test_ba
                             r"\s*=\s*(\d+)\s*$", re.M)
 
 
-def world_with_batch_size(world, code: str):
-    """A region that keeps the script's `batch_size = 128` counts with it: the stand-in
-    loader then batches the same way, and the sample count keeps a short last batch."""
+def world_with_batch_size(world, code: str, source=None, roles: Optional[dict] = None):
+    """A region that keeps the script's `batch_size = 128` counts with it, or reads a
+    batch-size name whose only literal in the file is a default (`mini_batch_size=100`):
+    the stand-ins then batch the same way. With a loader, the sample count keeps a
+    short last batch; loops by index keep whole batches (their code assumes them)."""
     sizes = {int(m.group(2)) for m in _BATCH_LITERAL.finditer(code)}
+    names = [n for n, r in (roles or {}).items() if r == "batch_size"]
+    if not sizes and len(names) == 1 and source is not None:
+        sizes = {int(v) for v in re.findall(rf"(?<![\w.]){re.escape(names[0])}\s*=\s*(\d+)\b",
+                                            getattr(source, "text", "") or "")}
     if len(sizes) != 1:
         return world
     size = sizes.pop()
     if not 1 < size < world.n:
         return world
-    n = world.n if world.n % size else world.n + size // 2
+    loader = "loader" in (roles or {}).values()
+    n = world.n if world.n % size or not loader else world.n + size // 2
     return replace(world, batch_size=size, n=n)
+
+
+def world_with_batches(world, code: str):
+    """Record batches (`for data in loader: data.x`) where the region reads fields."""
+    from .records import record_batches
+
+    return replace(world, batches="record") if record_batches(code) else world
 
 
 def arith_regions(region: Optional[object]):
