@@ -180,7 +180,7 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
         roles.update(p.fixed.roles)
         imports += [i for i in p.fixed.imports if i not in imports]
     code = p.written.code + "\n" + (p.fixed.code if p.fixed else "")
-    world = world_with_batches(world_with_batch_size(world_with_losses(world_for(code), source, roles), code, source, roles), code)
+    world = world_with_batches(world_with_batch_size(world_with_losses(world_for(code), source, roles), code, source, roles, line), code)
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
     train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)

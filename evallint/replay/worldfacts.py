@@ -11,17 +11,40 @@ from typing import Optional
 from .arith import instrument_predictions, slice_loop
 
 
+@lru_cache(maxsize=4)
+def _tree(text: str):
+    from .tree import RegionError, Tree
+
+    try:
+        return Tree.parse(text)
+    except (RegionError, RecursionError):
+        return None
+
+
 @lru_cache(maxsize=8)
 def _bound_reductions(text: str) -> frozenset[str]:
     """The reductions of the module's bound PyTorch loss objects (`criterion =
     nn.NLLLoss(reduction="sum")`); "?" for one that cannot be told."""
-    from .tree import RegionError, Tree
-
-    try:
-        facts = Tree.parse(text).facts
-    except (RegionError, RecursionError):
+    tree = _tree(text)
+    if tree is None:
         return frozenset()
-    return frozenset(l.reduction or "?" for l in facts.losses if not l.functional and l.name is not None)
+    return frozenset(l.reduction or "?" for l in tree.facts.losses if not l.functional and l.name is not None)
+
+
+def _loader_batch_sizes(text: str, line: Optional[int], names: list[str]) -> set[int]:
+    """The literal batch sizes of the loaders the region iterates, where the module
+    builds them (`DataLoader(ds, batch_size=100)`, through in-file callers too)."""
+    tree = _tree(text)
+    at = tree.at_line(line) if tree is not None and line else None
+    if at is None:
+        return set()
+    sizes = set()
+    for name in names:
+        info = tree.facts.loader_info(name, at)
+        if info is None or info.batch_size is None or info.has_sampler:
+            return set()
+        sizes.add(info.batch_size)
+    return sizes
 
 
 def world_with_losses(world, source, roles: dict):
@@ -40,7 +63,8 @@ _BATCH_LITERAL = re.compile(r"^(batch_size|bs|BATCH_SIZE|eval_batch_size|test_ba
                             r"\s*=\s*(\d+)\s*$", re.M)
 
 
-def world_with_batch_size(world, code: str, source=None, roles: Optional[dict] = None):
+def world_with_batch_size(world, code: str, source=None, roles: Optional[dict] = None,
+                          line: Optional[int] = None):
     """A region that keeps the script's `batch_size = 128` counts with it, or reads a
     batch-size name whose only literal in the file is a default (`mini_batch_size=100`):
     the stand-ins then batch the same way. With a loader, the sample count keeps a
@@ -50,6 +74,9 @@ def world_with_batch_size(world, code: str, source=None, roles: Optional[dict] =
     if not sizes and len(names) == 1 and source is not None:
         sizes = {int(v) for v in re.findall(rf"(?<![\w.]){re.escape(names[0])}\s*=\s*(\d+)\b",
                                             getattr(source, "text", "") or "")}
+    loaders = [n for n, r in (roles or {}).items() if r == "loader"]
+    if not sizes and loaders and source is not None:
+        sizes = _loader_batch_sizes(getattr(source, "text", "") or "", line, loaders)
     if len(sizes) != 1:
         return world
     size = sizes.pop()
