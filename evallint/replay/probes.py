@@ -41,6 +41,7 @@ class Evidence:
     partners: tuple = ()               # those findings' codes
     code: str = ""                     # the finding's own code
     flagged: frozenset = frozenset()   # the names the flagged statement assigns
+    neighbours: tuple = ()             # "EL104 (line 43)": other findings in the same region
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,25 @@ def _sink_value(run: Optional[dict], index: Optional[int]) -> Optional[float]:
     return run["sinks"][index]
 
 
+# What each ground-truth quantity is, in the words a reason uses.
+_WHAT = {"percent": "an accuracy in %", "fraction": "an accuracy (a fraction)", "loss": "a loss",
+         "total": "a sample count", "correct": "a count"}
+
+
 def judge_metric(ev: Evidence) -> Judgement:
+    """`_judge_metric`, its reason saying what the number is (an accuracy in %, a loss)."""
+    j = _judge_metric(ev)
+    if j.metric is None or j.written_value is None and j.written != "error" or j.verdict == NOT_REPLAYABLE:
+        return j
+    sink = ev.metric_fixed or ev.metric
+    what = _WHAT.get(unit_of(sink), "") if sink is not None and not j.metric.startswith("accuracy of") else \
+        _WHAT["fraction"]
+    if j.metric.endswith("(last batch)"):
+        what = f"{what}, of the last batch"
+    return Judgement(**{**j.__dict__, "reason": f"`{j.metric}` is {what}: {j.reason}"}) if what else j
+
+
+def _judge_metric(ev: Evidence) -> Judgement:
     failed = _region_failed(ev)
     if failed:
         return failed
@@ -170,12 +189,14 @@ def judge_metric(ev: Evidence) -> Judgement:
         return Judgement(CONFIRMED, f"as written {off}; the fix restores the ground truth", **base)
     if f is not None and abs(f - truth) <= 0.05 * abs(truth) and abs(w - truth) > 5 * abs(f - truth):
         # e.g. a mean of batch means: the fix is right, the short last batch weighs a little more
+        rest = f"; the rest is {_others(ev.neighbours)} in the same region" if ev.neighbours else ""
         return Judgement(CONFIRMED, f"as written {off}; the fix brings it within "
-                                    f"{abs(f - truth) / abs(truth):.1%} of the ground truth", **base)
+                                    f"{abs(f - truth) / abs(truth):.1%} of the ground truth{rest}", **base)
     if _towards(w, f, truth):
         # Another bug on the same metric keeps it from the truth: the fix is still right.
         rest = shared or (f"the fix moves it to {fmt(f)}, towards the ground truth; the gap that remains "
-                          "points at a bug no rule flagged")
+                          + (f"is {_others(ev.neighbours)} in the same region" if ev.neighbours
+                             else "points at a bug no rule flagged"))
         return Judgement(CONFIRMED, f"as written {off}; {rest}", **base)
     return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth"
                      + (f"; {shared}" if shared else ""), **base)
@@ -203,9 +224,16 @@ def _attribution(ev: Evidence, w: float, f: Optional[float], together: float, tr
     """"EL101 alone: 0.0073 -> 0.16; with EL102 fixed as well: 73.0 = truth"."""
     others = " and ".join(ev.partners)
     alone = f"{ev.code} alone: {fmt(w)} → {fmt(f)}" if ev.code else f"this fix alone: {fmt(w)} → {fmt(f)}"
+    rest = [n for n in ev.neighbours if n.split(" ")[0] not in ev.partners]
     end = "= truth" if _close(together, truth) else \
-        f"(truth {fmt(truth)}): the gap that remains points at a bug no rule flagged"
+        f"(truth {fmt(truth)}): the gap that remains " + \
+        (f"is {_others(rest)} in the same region" if rest else "points at a bug no rule flagged")
     return f"{alone}; with {others} fixed as well: {fmt(together)} {end}"
+
+
+def _others(neighbours) -> str:
+    """"EL104 (line 43)" / "EL104 (line 43) and EL105 (line 47)"."""
+    return " and ".join(neighbours)
 
 
 def _ratio(value: float, truth: float) -> str:

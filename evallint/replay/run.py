@@ -33,6 +33,7 @@ class _Prepared:
     fixed: Optional[Region] = None
     together: Optional[Region] = None  # with the fixes of the findings that share its metric
     partners: tuple[str, ...] = ()      # those findings' codes
+    neighbours: tuple[str, ...] = ()    # "EL104 (line 43)": the other findings in the same region
     skip: Optional[str] = None  # why it is not replayable
 
 
@@ -194,6 +195,16 @@ def _share_metrics(source, group: list[_Prepared]) -> None:
     """Findings whose regions compute the same metric (one loop, one metric expression,
     e.g. EL101 and EL102 on neighbouring lines) are also replayed with all their fixes
     applied together, so that each one's share of the error can be told apart."""
+    by_region: dict[int, list[_Prepared]] = {}
+    for p in group:
+        if p.written is not None:
+            by_region.setdefault(p.written.anchor_line, []).append(p)
+    for members in by_region.values():
+        for p in members:
+            deps = p.written.metric.deps if p.written.metric else frozenset()
+            # only those whose flagged names the metric reads: they can hold its value off the truth
+            p.neighbours = tuple(f"{q.diag.code} (line {q.diag.line})" for q in members
+                                 if q is not p and q.written.flagged & deps)
     clusters: dict[tuple, list[_Prepared]] = {}
     for p in group:
         if p.job is None or p.job.get("kind") != "region" or p.written is None or p.written.metric is None \
@@ -251,7 +262,7 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
                   sink_index=_index(sinks, p.written), sink_index_fixed=_index(sinks, p.fixed),
                   alternatives=_alternatives(sinks, p.written, p.fixed),
                   metric_together=p.together.metric if p.together else None,
-                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code,
+                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code, neighbours=p.neighbours,
                   flagged=p.written.flagged if p.written else frozenset())
     if d.fix is not None and p.job["versions"].get("fixed") is None:
         ev = Evidence(**{**ev.__dict__, "has_fix": False})
