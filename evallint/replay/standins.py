@@ -19,7 +19,9 @@ def make_data(torch, world: dict, device, seed: int) -> dict:
     y = torch.randint(0, classes, (n,), generator=g)
     k = round(world["accuracy"] * n)
     mask = torch.zeros(n, dtype=torch.bool)
-    mask[torch.randperm(n, generator=g)[:k]] = True
+    # Right predictions thin out along the data (weights 1.5 -> 0.5, exactly k of them):
+    # batches differ in accuracy, so weighting the short last batch wrongly shows.
+    mask[torch.multinomial(torch.linspace(1.5, 0.5, n), k, replacement=False, generator=g)] = True
     wrong = (y + 1 + torch.randint(0, max(classes - 1, 1), (n,), generator=g)) % classes
     pred = torch.where(mask, y, wrong)
     x = torch.randn(n, world["features"], generator=g)

@@ -68,7 +68,8 @@ def world_with_batch_size(world, code: str, source=None, roles: Optional[dict] =
     """A region that keeps the script's `batch_size = 128` counts with it, or reads a
     batch-size name whose only literal in the file is a default (`mini_batch_size=100`):
     the stand-ins then batch the same way. With a loader, the sample count keeps a
-    short last batch; loops by index keep whole batches (their code assumes them)."""
+    short last batch; loops by index keep the sample count (their code may assume whole
+    batches)."""
     sizes = {int(m.group(2)) for m in _BATCH_LITERAL.finditer(code)}
     names = [n for n, r in (roles or {}).items() if r == "batch_size"]
     if not sizes and len(names) == 1 and source is not None:
@@ -82,8 +83,9 @@ def world_with_batch_size(world, code: str, source=None, roles: Optional[dict] =
     size = sizes.pop()
     if not 1 < size < world.n:
         return world
-    loader = "loader" in (roles or {}).values()
-    n = world.n if world.n % size or not loader else world.n + size // 2
+    if "loader" not in (roles or {}).values():
+        return replace(world, batch_size=size)  # loops by index: the user's code sets n
+    n = world.n if world.n % size else world.n + size // 2  # keep a short last batch
     return replace(world, batch_size=size, n=n)
 
 
