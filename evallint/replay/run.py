@@ -14,7 +14,7 @@ from .probes import Evidence, Probe, probes_of
 from .region import Region, RegionError, anchor_start, cut_at, cut_region
 from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
 from .world import world_for
-from .worldfacts import arith_regions, world_with_batch_size, world_with_batches, world_with_losses
+from .worldfacts import arith_regions, world_from_setup
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
 DEVICES = ("auto", "cpu", "cuda")
@@ -181,7 +181,7 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
         roles.update(p.fixed.roles)
         imports += [i for i in p.fixed.imports if i not in imports]
     code = p.written.code + "\n" + (p.fixed.code if p.fixed else "")
-    world = world_with_batches(world_with_batch_size(world_with_losses(world_for(code), source, roles), code, source, roles, line), code)
+    world = world_from_setup(world_for(code), code, source, roles, line)
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
     train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)
@@ -262,8 +262,8 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
                   sink_index=_index(sinks, p.written), sink_index_fixed=_index(sinks, p.fixed),
                   alternatives=_alternatives(sinks, p.written, p.fixed),
                   metric_together=p.together.metric if p.together else None,
-                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code, neighbours=p.neighbours,
-                  flagged=p.written.flagged if p.written else frozenset())
+                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code,
+                  neighbours=p.neighbours, flagged=p.written.flagged if p.written else frozenset())
     if d.fix is not None and p.job["versions"].get("fixed") is None:
         ev = Evidence(**{**ev.__dict__, "has_fix": False})
     judged = [(probe, probe.judge(ev)) for probe in p.probes]

@@ -96,6 +96,14 @@ def world_with_batches(world, code: str):
     return replace(world, batches="record") if record_batches(code) else world
 
 
+def world_from_setup(world, code: str, source, roles: dict, line: Optional[int]):
+    """The region's world adjusted to what the script's set-up says (loss reduction,
+    batch size, record batches)."""
+    world = world_with_losses(world, source, roles)
+    world = world_with_batch_size(world, code, source, roles, line)
+    return world_with_batches(world, code)
+
+
 def arith_regions(region: Optional[object]):
     """The region reduced to what its metric needs, with predictions scored."""
     if region is None or region.metric is None:
