@@ -73,7 +73,7 @@ class TensorAccumulator(Rule):
     severity = Severity.WARNING
     fixable = Applicability.SAFE
     tokens = (("backward",), TORCH_TOKENS)
-    replay_probe = "grad"
+    replay_probe = "graph"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

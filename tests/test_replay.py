@@ -78,8 +78,9 @@ def test_el101_last_batch_only(reports):
     assert row.metric == "100 * correct / total"
     assert row.truth_value == pytest.approx(73.0)
     assert row.fixed_value == pytest.approx(73.0)
-    # Only the short last batch (40 samples) is counted: at most 4.0% of 1000.
-    assert 0 < row.written_value <= 4.0
+    # Only the short last batch is counted (the stand-in loader batches like the
+    # script's, batch_size=128: 104 of 1000 samples): at most 10.4%.
+    assert 0 < row.written_value <= 100 * (1000 % 128) / 1000
     assert rep.device == "cpu" and rep.exit_code == 1
 
 

@@ -74,6 +74,22 @@ def _number(value):
     return None
 
 
+def _region_line(exc: BaseException, code: str):
+    """The region's statement that raised, as text."""
+    tb, lineno = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<replay-region>":
+            lineno = tb.tb_lineno
+        tb = tb.tb_next
+    lines = code.splitlines()
+    return lines[lineno - 1].strip() if lineno and lineno <= len(lines) else None
+
+
+def _holds_graph(torch, value) -> bool:
+    """Does the value keep an autograd graph alive (a tensor with a grad_fn)?"""
+    return isinstance(value, torch.Tensor) and value.grad_fn is not None
+
+
 def _namespace(imports: list[str], bindings: dict) -> tuple[dict, list[str]]:
     ns: dict = {"__name__": "__evallint_replay__", "__builtins__": __builtins__}
     missing: list[str] = []
@@ -107,13 +123,14 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
             ns["range"] = _capped_range(job["max_iterations"])
         before = {k: v.detach().clone() for k, v in model.state_dict().items()}
         out, err = io.StringIO(), io.StringIO()
-        error = None
+        error = error_line = None
         signal.setitimer(signal.ITIMER_REAL, limit)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 exec(compile(code, "<replay-region>", "exec"), ns)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a reason
             error = _error_text(exc)
+            error_line = _region_line(exc, code)
             if isinstance(exc, NameError) and missing:
                 error += f"; could not import: {missing[0]}"
         finally:
@@ -124,10 +141,11 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
                 sinks.append(_number(eval(expr, ns)))
             except BaseException:  # noqa: BLE001 - a sink not computed: no value
                 sinks.append(None)
+        graphs = [_holds_graph(torch, ns.get(n)) for n in job.get("graph_names", ())]
         changed = any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
         calls = model.calls
         runs.append({
-            "error": error, "sinks": sinks, "printed": out.getvalue()[-2000:],
+            "error": error, "error_line": error_line, "sinks": sinks, "graphs": graphs, "printed": out.getvalue()[-2000:],
             "forward_calls": len(calls),
             "training": any(c["training"] for c in calls),
             "requires_grad": any(c["requires_grad"] for c in calls),

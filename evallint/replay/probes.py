@@ -10,6 +10,7 @@ in PROBES.
 - grad:    the model's outputs require grad as written, not after the fix
 - overlap: the fraction of test samples found in the training set
 - params:  the model's parameters change during an evaluation pass (it trains on them)
+- graph:   a running total holds an autograd graph as written, a number after the fix
 - train_mode: training steps that run with the model in eval mode (a later epoch after
            an evaluation that never switched back)
 """
@@ -39,6 +40,8 @@ class Evidence:
     sink_index_together: Optional[int] = None
     partners: tuple = ()               # those findings' codes
     code: str = ""                     # the finding's own code
+    flagged: frozenset = frozenset()   # the names the flagged statement assigns
+    neighbours: tuple = ()             # "EL104 (line 43)": other findings in the same region
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,25 @@ def _sink_value(run: Optional[dict], index: Optional[int]) -> Optional[float]:
     return run["sinks"][index]
 
 
+# What each ground-truth quantity is, in the words a reason uses.
+_WHAT = {"percent": "an accuracy in %", "fraction": "an accuracy (a fraction)", "loss": "a loss",
+         "total": "a sample count", "correct": "a count"}
+
+
 def judge_metric(ev: Evidence) -> Judgement:
+    """`_judge_metric`, its reason saying what the number is (an accuracy in %, a loss)."""
+    j = _judge_metric(ev)
+    if j.metric is None or j.written_value is None and j.written != "error" or j.verdict == NOT_REPLAYABLE:
+        return j
+    sink = ev.metric_fixed or ev.metric
+    what = _WHAT.get(unit_of(sink), "") if sink is not None and not j.metric.startswith("accuracy of") else \
+        _WHAT["fraction"]
+    if j.metric.endswith("(last batch)"):
+        what = f"{what}, of the last batch"
+    return Judgement(**{**j.__dict__, "reason": f"`{j.metric}` is {what}: {j.reason}"}) if what else j
+
+
+def _judge_metric(ev: Evidence) -> Judgement:
     failed = _region_failed(ev)
     if failed:
         return failed
@@ -130,11 +151,20 @@ def judge_metric(ev: Evidence) -> Judgement:
                 break
     unit = unit_of(metric_fixed)
     truth = ev.result["truth"][unit]
-    base = dict(metric=metric.label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
+    label = metric.label
+    if metric.scope == "last batch" and f"last_{unit}" in ev.result["truth"]:
+        # a per-batch value (printed inside the loop): the last, short batch's
+        truth, label = ev.result["truth"][f"last_{unit}"], f"{metric.label} (last batch)"
+    base = dict(metric=label, written=fmt(w), fixed=fmt(f) if ev.has_fix else "no fix",
                 truth=fmt(truth), written_value=w, fixed_value=f, truth_value=truth)
     if w_run["error"]:
         if _gets_past(w_run, f_run):
             return Judgement(CONFIRMED, _crash_reason(w_run, f_run), **{**base, "written": "error"})
+        breaks = _breaks_on_flagged(ev, w_run)
+        if breaks and not ev.has_fix:
+            return Judgement(CONFIRMED, f"as written the region raises {w_run['error']} at `{w_run['error_line']}`, "
+                                        f"which uses the flagged `{breaks}`; the rule offers no fix",
+                             **{**base, "written": "error"})
         return Judgement(NOT_REPLAYABLE, f"the region raised {w_run['error']}", **base)
     if w is None:
         return Judgement(NOT_REPLAYABLE, f"the region computes no number to compare (`{metric.label}` "
@@ -159,15 +189,23 @@ def judge_metric(ev: Evidence) -> Judgement:
         return Judgement(CONFIRMED, f"as written {off}; the fix restores the ground truth", **base)
     if f is not None and abs(f - truth) <= 0.05 * abs(truth) and abs(w - truth) > 5 * abs(f - truth):
         # e.g. a mean of batch means: the fix is right, the short last batch weighs a little more
+        rest = f"; the rest is {_others(ev.neighbours)} in the same region" if ev.neighbours else ""
         return Judgement(CONFIRMED, f"as written {off}; the fix brings it within "
-                                    f"{abs(f - truth) / abs(truth):.1%} of the ground truth", **base)
+                                    f"{abs(f - truth) / abs(truth):.1%} of the ground truth{rest}", **base)
     if _towards(w, f, truth):
         # Another bug on the same metric keeps it from the truth: the fix is still right.
         rest = shared or (f"the fix moves it to {fmt(f)}, towards the ground truth; the gap that remains "
-                          "points at a bug no rule flagged")
+                          + (f"is {_others(ev.neighbours)} in the same region" if ev.neighbours
+                             else "points at a bug no rule flagged"))
         return Judgement(CONFIRMED, f"as written {off}; {rest}", **base)
     return Judgement(NOT_REPRODUCED, f"the fixed value {fmt(f)} also differs from the ground truth"
                      + (f"; {shared}" if shared else ""), **base)
+
+
+def _breaks_on_flagged(ev: Evidence, run: dict) -> str:
+    """The flagged name that the statement which raised reads, or ""."""
+    text = run.get("error_line") or ""
+    return next((n for n in sorted(ev.flagged) if n != "_" and re.search(rf"(?<![\w.]){re.escape(n)}\b", text)), "")
 
 
 def _distance(value: float, truth: float) -> float:
@@ -186,9 +224,16 @@ def _attribution(ev: Evidence, w: float, f: Optional[float], together: float, tr
     """"EL101 alone: 0.0073 -> 0.16; with EL102 fixed as well: 73.0 = truth"."""
     others = " and ".join(ev.partners)
     alone = f"{ev.code} alone: {fmt(w)} → {fmt(f)}" if ev.code else f"this fix alone: {fmt(w)} → {fmt(f)}"
+    rest = [n for n in ev.neighbours if n.split(" ")[0] not in ev.partners]
     end = "= truth" if _close(together, truth) else \
-        f"(truth {fmt(truth)}): the gap that remains points at a bug no rule flagged"
+        f"(truth {fmt(truth)}): the gap that remains " + \
+        (f"is {_others(rest)} in the same region" if rest else "points at a bug no rule flagged")
     return f"{alone}; with {others} fixed as well: {fmt(together)} {end}"
+
+
+def _others(neighbours) -> str:
+    """"EL104 (line 43)" / "EL104 (line 43) and EL105 (line 47)"."""
+    return " and ".join(neighbours)
 
 
 def _ratio(value: float, truth: float) -> str:
@@ -375,6 +420,33 @@ def judge_train_mode(ev: Evidence) -> Judgement:
     return Judgement(NOT_REPRODUCED, "training steps still run in eval mode after the fix", **base)
 
 
+def judge_graph(ev: Evidence) -> Judgement:
+    """A running total that keeps every batch's autograd graph: the flagged name holds a
+    tensor with a grad_fn after the region as written, a plain number after the fix."""
+    w_run, f_run, failed = _model_runs(ev)
+    if failed:
+        return failed
+    names = ", ".join(f"`{n}`" for n in sorted(ev.flagged)) or "the total"
+
+    def show(run):
+        if run is None:
+            return "no fix"
+        return "error" if run["error"] else ("holds a grad_fn" if any(run["graphs"]) else "no graph")
+
+    held = any(w_run["graphs"])
+    base = dict(metric=f"autograd graph kept by {names}", written=show(w_run), fixed=show(f_run), truth="no graph",
+                written_value=float(held), fixed_value=None if f_run is None or f_run["error"]
+                else float(any(f_run["graphs"])), truth_value=0.0)
+    if not held:
+        return Judgement(NOT_REPRODUCED, f"{names} holds no autograd graph as written", **base)
+    if f_run is not None and not f_run["error"] and not any(f_run["graphs"]):
+        return Judgement(CONFIRMED, f"{names} keeps every batch's autograd graph alive as written (a tensor with "
+                                    "a grad_fn); after the fix it is a plain number", **base)
+    if f_run is None:
+        return Judgement(CONFIRMED, f"{names} keeps every batch's autograd graph alive", **base)
+    return Judgement(NOT_REPRODUCED, f"{names} still holds an autograd graph after the fix", **base)
+
+
 PROBES: dict[str, Probe] = {
     "metric": Probe("metric", "region", judge_metric),
     "mode": Probe("mode", "region", judge_mode),
@@ -382,6 +454,7 @@ PROBES: dict[str, Probe] = {
     "overlap": Probe("overlap", "datasets", judge_overlap),
     "params": Probe("params", "region", judge_params),
     "train_mode": Probe("train_mode", "region", judge_train_mode),
+    "graph": Probe("graph", "region", judge_graph),
 }
 
 

@@ -10,7 +10,7 @@ function or module around it is never run. `return x` becomes an assignment.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import libcst as cst
@@ -34,6 +34,7 @@ class Sink:
     expr: str                  # evaluated in the region's namespace at its end
     deps: frozenset[str]       # names the value depends on
     text: str                  # its expression and the definitions it depends on
+    scope: str = "all"         # "last batch": a per-batch value read after the loop
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,11 @@ def _rewrite_returns(stmt: cst.BaseStatement) -> cst.BaseStatement:
 
 
 class _Cutter:
-    def __init__(self, tree: Tree, anchor: Stmt, flagged: frozenset[str]) -> None:
+    def __init__(self, tree: Tree, anchor: Stmt, flagged: frozenset[str],
+                 position: Optional[tuple[int, int]] = None) -> None:
         self.tree = tree
         self.flagged = flagged
+        self.position = position  # the finding's (line, column): which value is its own
         chain = path(anchor)
         scope = max((k for k, s in enumerate(chain[:-1]) if isinstance(s.node, (cst.FunctionDef, cst.ClassDef))),
                     default=-1)
@@ -172,6 +175,8 @@ class _Cutter:
             own = self._sinks_of(self.anchor, available | produced | set(anchor_use.reads), defs)
         post, sinks = self._post(available, produced, defs)
         sinks = own + sinks
+        own_label, inner = self._own_value(available | produced | set(anchor_use.reads), defs)
+        sinks = sinks + inner
 
         excluded: set[int] = set()
         first_missing: list[str] = []
@@ -204,8 +209,9 @@ class _Cutter:
         if not all_sinks and isinstance(self.anchor, cst.For):
             # Nothing reported after the loop: the last values its body computed.
             all_sinks = [Sink(n, n, frozenset({n}), n) for n in sorted(self._loop_assigned())]
+        own_sink = next((s for s in reversed(all_sinks) if s.label == own_label), None)
         return Region(code=region_module.code, imports=tuple(self.imports), free=tuple(free), roles=roles,
-                      sinks=tuple(all_sinks), metric=_pick_metric(all_sinks, self.flagged),
+                      sinks=tuple(all_sinks), metric=own_sink or _pick_metric(all_sinks, self.flagged),
                       anchor_line=self.tree.start(self.anchor_stmt)[0], flagged=self.flagged)
 
     def _post(self, available: set[str], produced: set[str], defs):
@@ -268,7 +274,7 @@ class _Cutter:
         accumulators: list[str] = []
         for depth in range(len(self.levels) - 1, -1, -1):
             chosen = []
-            for stmt in reversed(before(self.levels[depth])):
+            for stmt in reversed(self._unwrapped(before(self.levels[depth]), standins)):
                 use = self.tree.use(stmt)
                 simple = isinstance(stmt, cst.SimpleStatementLine)
                 if simple and any(isinstance(x, (cst.Return, cst.Raise)) for x in smalls(stmt)):
@@ -284,6 +290,21 @@ class _Cutter:
                     blocked |= use.writes & needed  # defined by code we do not run: a stand-in
             prior[depth] = list(reversed(chosen))
         return prior, accumulators
+
+    def _unwrapped(self, stmts: list[cst.BaseStatement], standins: set[str]) -> list[cst.BaseStatement]:
+        """`with torch.no_grad(): per_class = torch.zeros(10)` before the loop initialises
+        like a plain statement: such a block's simple statements stand in its place
+        when none of them touches a stand-in (a model run there needs its context)."""
+        out: list[cst.BaseStatement] = []
+        for stmt in stmts:
+            body = stmt.body.body if isinstance(stmt, cst.With) and isinstance(stmt.body, cst.IndentedBlock) else ()
+            if body and all(isinstance(b, cst.SimpleStatementLine) for b in body) \
+                    and not any(self.tree.use(b).reads & standins for b in body) \
+                    and not any(has_io(self.tree, b) for b in body):
+                out.extend(body)
+            else:
+                out.append(stmt)
+        return out
 
     # -- helpers ------------------------------------------------------------------
     def _roles(self) -> dict[str, str]:
@@ -341,7 +362,9 @@ class _Cutter:
             for label, expr in exprs:
                 try:
                     reads = expr_reads(cst.parse_expression(expr)) if expr != RETURN_NAME and \
-                        not expr.startswith(RETURN_NAME) else expr_reads(small.value)
+                        not expr.startswith(RETURN_NAME) else \
+                        expr_reads(cst.parse_expression(label)) if expr.startswith(RETURN_NAME + "[") else \
+                        expr_reads(small.value)  # one element of a returned tuple reads only its own names
                 except cst.ParserSyntaxError:
                     continue
                 if not reads <= known | set(defs):
@@ -349,6 +372,28 @@ class _Cutter:
                 deps, text = _closure(reads, defs, label)
                 out.append(Sink(label, expr, deps, text))
         return out
+
+    def _own_value(self, known: set[str], defs) -> tuple[Optional[str], list[Sink]]:
+        """The label of the value the finding's column points at (see `arith.own_label`),
+        and, for a flagged statement inside the loop (a per-batch print), its values
+        read after the loop: the last batch's."""
+        if self.position is None:
+            return None, []
+        at = self.tree.at_line(self.position[0])
+        if at is None or not isinstance(unit(at), cst.SimpleStatementLine):
+            return None, []
+        from .arith import own_label
+
+        stmt = unit(at)
+        lines = self.tree.module.code.splitlines()
+        text = lines[self.position[0] - 1] if self.position[0] <= len(lines) else ""
+        label = own_label(stmt, text, self.position[1])
+        inner: list[Sink] = []
+        if label is not None and stmt is not self.anchor and isinstance(self.anchor, cst.For) \
+                and any(s is self.anchor_stmt for s in at.ancestors()):
+            inner = [replace(s, scope="last batch") for s in self._sinks_of(stmt, known | self.tree.use(stmt).reads, defs)
+                     if s.label == label]
+        return label, inner
 
     def _loop_assigned(self) -> set[str]:
         """Plain names the loop's body assigns directly."""
@@ -440,10 +485,12 @@ def _flagged_names(tree: Tree, line: int) -> frozenset[str]:
     return frozenset()
 
 
-def cut_region(text: str, line: int, training: bool = False) -> Region:
-    """Cut the region around the finding at `line` of `text`."""
+def cut_region(text: str, line: int, training: bool = False, column: Optional[int] = None) -> Region:
+    """Cut the region around the finding at `line` of `text` (`column`: which value of
+    the flagged statement is the finding's own)."""
     tree = Tree.parse(text)
-    return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line)).cut()
+    return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line),
+                   (line, column) if column is not None else None).cut()
 
 
 def anchor_start(text: str, line: int, training: bool = False) -> tuple[tuple[int, int], type]:
@@ -454,10 +501,12 @@ def anchor_start(text: str, line: int, training: bool = False) -> tuple[tuple[in
     return tree.start(anchor), type(unit(anchor))
 
 
-def cut_at(text: str, start: tuple[int, int], kind: type, flagged: frozenset[str]) -> Region:
-    """Cut the region whose anchor is the first statement of type `kind` at or after `start`."""
+def cut_at(text: str, start: tuple[int, int], kind: type, flagged: frozenset[str],
+           position: Optional[tuple[int, int]] = None) -> Region:
+    """Cut the region whose anchor is the first statement of type `kind` at or after `start`
+    (`position`: the finding's (line, column) in `text`)."""
     tree = Tree.parse(text)
     anchor = tree.first_from(start, kind)
     if anchor is None:
         raise RegionError("the fixed code has no matching region")
-    return _Cutter(tree, anchor, flagged).cut()
+    return _Cutter(tree, anchor, flagged, position).cut()

@@ -14,6 +14,7 @@ from .probes import Evidence, Probe, probes_of
 from .region import Region, RegionError, anchor_start, cut_at, cut_region
 from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
 from .world import world_for
+from .worldfacts import arith_regions, world_from_setup
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
 DEVICES = ("auto", "cpu", "cuda")
@@ -32,6 +33,7 @@ class _Prepared:
     fixed: Optional[Region] = None
     together: Optional[Region] = None  # with the fixes of the findings that share its metric
     partners: tuple[str, ...] = ()      # those findings' codes
+    neighbours: tuple[str, ...] = ()    # "EL104 (line 43)": the other findings in the same region
     skip: Optional[str] = None  # why it is not replayable
 
 
@@ -157,14 +159,17 @@ def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int])
 def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
     # A finding about an evaluation loop that trains is replayed with its training steps.
     training = any(probe.name in _TRAINING_PROBES for probe in p.probes)
-    p.written = cut_region(text, line, training)
+    p.written = cut_region(text, line, training, diag.column)
     if fixed_source is not None:
         start, kind = anchor_start(text, line, training)
+        at_line, at_col = _fixed_position(source, text, fixed_source, diag, (line, diag.column - 1))
         try:
             p.fixed = cut_at(fixed_source.text, _fixed_position(source, text, fixed_source, diag, start),
-                             kind, p.written.flagged)
+                             kind, p.written.flagged, (at_line, at_col + 1))
         except RegionError:
             p.fixed = None
+    if p.probes[0].name == "metric":  # only what the finding's own value needs
+        p.written, p.fixed = arith_regions(p.written), arith_regions(p.fixed) if p.fixed else None
     exprs: list[str] = []
     for region in (p.written, p.fixed):
         for s in (region.sinks if region else ()):
@@ -175,19 +180,31 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
     if p.fixed:
         roles.update(p.fixed.roles)
         imports += [i for i in p.fixed.imports if i not in imports]
-    world = world_for(p.written.code + "\n" + (p.fixed.code if p.fixed else ""))
+    code = p.written.code + "\n" + (p.fixed.code if p.fixed else "")
+    world = world_from_setup(world_for(code), code, source, roles, line)
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
     train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)
     return {"max_iterations": _MAX_TRAINING_ITERATIONS if training else None, "kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
             "imports": imports, "roles": roles, "world": world.to_json(), "sinks": exprs,
-            "model_mode": "train" if train_mode else "eval"}
+            "model_mode": "train" if train_mode else "eval",
+            "graph_names": sorted(p.written.flagged) if any(pr.name == "graph" for pr in p.probes) else []}
 
 
 def _share_metrics(source, group: list[_Prepared]) -> None:
     """Findings whose regions compute the same metric (one loop, one metric expression,
     e.g. EL101 and EL102 on neighbouring lines) are also replayed with all their fixes
     applied together, so that each one's share of the error can be told apart."""
+    by_region: dict[int, list[_Prepared]] = {}
+    for p in group:
+        if p.written is not None:
+            by_region.setdefault(p.written.anchor_line, []).append(p)
+    for members in by_region.values():
+        for p in members:
+            deps = p.written.metric.deps if p.written.metric else frozenset()
+            # only those whose flagged names the metric reads: they can hold its value off the truth
+            p.neighbours = tuple(f"{q.diag.code} (line {q.diag.line})" for q in members
+                                 if q is not p and q.written.flagged & deps)
     clusters: dict[tuple, list[_Prepared]] = {}
     for p in group:
         if p.job is None or p.job.get("kind") != "region" or p.written is None or p.written.metric is None \
@@ -245,7 +262,8 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
                   sink_index=_index(sinks, p.written), sink_index_fixed=_index(sinks, p.fixed),
                   alternatives=_alternatives(sinks, p.written, p.fixed),
                   metric_together=p.together.metric if p.together else None,
-                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code)
+                  sink_index_together=_index(sinks, p.together), partners=p.partners, code=d.code,
+                  neighbours=p.neighbours, flagged=p.written.flagged if p.written else frozenset())
     if d.fix is not None and p.job["versions"].get("fixed") is None:
         ev = Evidence(**{**ev.__dict__, "has_fix": False})
     judged = [(probe, probe.judge(ev)) for probe in p.probes]

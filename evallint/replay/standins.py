@@ -19,7 +19,9 @@ def make_data(torch, world: dict, device, seed: int) -> dict:
     y = torch.randint(0, classes, (n,), generator=g)
     k = round(world["accuracy"] * n)
     mask = torch.zeros(n, dtype=torch.bool)
-    mask[torch.randperm(n, generator=g)[:k]] = True
+    # Right predictions thin out along the data (weights 1.5 -> 0.5, exactly k of them):
+    # batches differ in accuracy, so weighting the short last batch wrongly shows.
+    mask[torch.multinomial(torch.linspace(1.5, 0.5, n), k, replacement=False, generator=g)] = True
     wrong = (y + 1 + torch.randint(0, max(classes - 1, 1), (n,), generator=g)) % classes
     pred = torch.where(mask, y, wrong)
     x = torch.randn(n, world["features"], generator=g)
@@ -49,11 +51,16 @@ def make_model_class(torch):
             self.norm = nn.BatchNorm1d(1 if head == "binary" else classes)
             self.calls: list[dict] = []  # what each forward saw, for the probes
 
-        def forward(self, x):
+        def forward(self, x, *args, **kwargs):  # graph models also take edge_index, batch
             code = x.reshape(x.shape[0], -1)[:, 0].round().long().clamp(0, self.classes - 1)
             h = self.linear(self.dropout(torch.nn.functional.one_hot(code, self.classes).float()))
             if self.head_kind == "binary":
                 h = (h[:, 1] - h[:, 0]).unsqueeze(1)
+                flat = x.reshape(x.shape[0], -1)
+                if flat.shape[1] > 1:
+                    # Confidence varies by sample (|logit| in 0.05..~3, from the second
+                    # feature): thresholds at 0.5 on logits then differ from thresholds at 0.
+                    h = h * (0.05 + flat[:, 1:2].abs().to(h.dtype)) / 4.0
             out = self.norm(h)
             if self.head_kind == "binary" and self.output == "probs":
                 out = torch.sigmoid(out)
@@ -75,10 +82,16 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
     model.train(model_mode == "train")
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data["X"], data["Y"]),
                                          batch_size=world["batch_size"], shuffle=False)
+    if world.get("batches") == "record":
+        from .records import RecordLoader
+
+        loader = RecordLoader(torch, loader)
+    reduction = world.get("loss_reduction", "mean")
     if world["head"] == "binary":
-        criterion = torch.nn.BCEWithLogitsLoss() if world["binary_output"] == "logits" else torch.nn.BCELoss()
+        criterion = torch.nn.BCEWithLogitsLoss(reduction=reduction) if world["binary_output"] == "logits" \
+            else torch.nn.BCELoss(reduction=reduction)
     else:
-        criterion = torch.nn.CrossEntropyLoss()
+        criterion = torch.nn.CrossEntropyLoss(reduction=reduction)
     makers = {
         "model": lambda: model,
         "loader": lambda: loader,
@@ -126,5 +139,9 @@ def ground_truth(torch, world: dict, device, seed: int) -> dict:
                 else f.binary_cross_entropy(out, target))
     else:
         loss = f.cross_entropy(out, data["y"].to(device))
+    # The loader's last batch (the short one): the truth of a value printed per batch.
+    start = n - (n % world["batch_size"] or world["batch_size"])
+    last = int((data["pred"][start:] == data["y"][start:]).sum())
     return {"correct": correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
-            "loss": float(loss.item())}
+            "loss": float(loss.item()), "last_correct": last, "last_total": n - start,
+            "last_fraction": last / (n - start), "last_percent": 100.0 * last / (n - start)}

@@ -34,6 +34,8 @@ class World:
     binary_output: str = "probs"      # "probs" (the model ends in a sigmoid) | "logits"
     label_layout: str = "index"       # "index" (N,) class ids | "column" (N,1) floats | "flat" (N,) floats
     features: int = 16
+    batches: str = "pair"              # "pair" (inputs, labels) | "record" (one object: `data.x`, `data.y`)
+    loss_reduction: str = "mean"      # how the stand-in criterion reduces ("sum" where the user's does)
 
     def to_json(self) -> dict:
         return asdict(self)
