@@ -39,7 +39,7 @@ def _text(report: ReplayReport) -> str:
         verdict = f.verdict_text if f.verdict != CONFIRMED else f"{CONFIRMED}: {f.reason}"
         if f.verdict == NOT_REPRODUCED and f.reason:
             verdict = f"{NOT_REPRODUCED}: {f.reason}"
-        table.add_row(f.code, str(f.line), f.metric or "—", f.written or "—", f.fixed or "—", f.truth or "—",
+        table.add_row(f.code, str(f.line) if f.cell is None else f"{f.line} [cell {f.cell}]", f.metric or "—", f.written or "—", f.fixed or "—", f.truth or "—",
                       verdict, style=_STYLE.get(f.verdict, ""))
     console.print(table)
     for note in report.notes:

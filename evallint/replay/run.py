@@ -13,6 +13,7 @@ from .positions import edit_spans, map_position, virtual_line
 from .probes import Evidence, Probe, probes_of
 from .region import Region, RegionError, anchor_start, cut_at, cut_region
 from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
+from .scope import foreign_framework, unusable_file
 from .world import world_for
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
@@ -43,6 +44,9 @@ def run_replay(path: str, select: Optional[set[str]], device: str, seed: int, se
     from ..engine import lint_path  # the engine is only needed here; keeps imports light
 
     result = lint_path(path, settings, rules)
+    unusable = unusable_file(result.diagnostics, rules)
+    if unusable:  # as `check` reports it: a file that cannot be read or parsed has nothing to run
+        return ReplayReport(path=path, seed=seed, error=unusable)
     if result.source is None:
         why = "; ".join(d.message for d in result.diagnostics) or "the file cannot be read"
         return ReplayReport(path=path, seed=seed, error=why)
@@ -129,6 +133,10 @@ def _rule(rules, code: str):
 def _prepare(source, diag, rule_cls) -> _Prepared:
     probes = probes_of(rule_cls) if rule_cls is not None else ()
     p = _Prepared(diag, probes)
+    foreign = foreign_framework(source, diag)
+    if foreign:
+        p.skip = foreign
+        return p
     if not probes:
         p.skip = f"{diag.code} has no replay probe"
         return p
@@ -234,10 +242,10 @@ def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
 def _judge(p: _Prepared, results: dict) -> FindingReplay:
     d = p.diag
     if p.skip is not None:
-        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, p.skip)
+        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, p.skip, cell=d.cell)
     result = results.get(p.job["id"])
     if result is None:
-        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, "the replay ran out of time")
+        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, "the replay ran out of time", cell=d.cell)
     sinks = p.job.get("sinks", [])
     ev = Evidence(result=result, has_fix=d.fix is not None,
                   metric=p.written.metric if p.written else None,
@@ -256,7 +264,7 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
     return FindingReplay(d.code, d.line, j.verdict, reason, probe=probe.name, metric=j.metric, written=j.written,
                          fixed=j.fixed, truth=j.truth, written_value=j.written_value, fixed_value=j.fixed_value,
                          truth_value=j.truth_value, together=j.together, together_value=j.together_value,
-                         seconds=result.get("seconds"))
+                         seconds=result.get("seconds"), cell=d.cell)
 
 
 def _alternatives(sinks: list[str], written: Optional[Region], fixed: Optional[Region]) -> tuple:

@@ -1,0 +1,60 @@
+"""What replay can run at all: a file `check` can read and parse, and PyTorch code.
+
+Replay answers the same questions as `check` about a file (an EL000/EL001 file is an
+error of the whole run, with check's message) and never feeds torch stand-ins to
+Keras/TensorFlow code: those findings get one clear verdict instead of an internal
+error.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import libcst as cst
+
+from ..facts import ModuleFacts
+
+_KERAS_ROOTS = frozenset({"tensorflow", "keras"})
+_TORCH_ROOTS = frozenset({"torch", "torchvision", "lightning", "pytorch_lightning", "torchmetrics", "timm",
+                          "transformers"})
+# A flagged line that names Keras/TensorFlow objects in a file that imports both.
+_KERAS_LINE = re.compile(r"\b(tf|keras|tensorflow)\.|\.(fit|predict)\(")
+KERAS_VERDICT = ("replay runs PyTorch regions; this code uses Keras/TensorFlow "
+                 "(the finding stands on `check`'s analysis alone)")
+
+
+def unusable_file(diagnostics, rules) -> Optional[str]:
+    """check's message for a file it could not read or parse (EL000/EL001), else None."""
+    engine = set(rules.engine_codes()) if hasattr(rules, "engine_codes") else {"EL000", "EL001"}
+    for d in diagnostics:
+        if d.code in engine:
+            where = f"{d.path}:{d.line}:{d.column}" + (f" [cell {d.cell}]" if d.cell is not None else "")
+            return f"{where}: {d.code} {d.message}; replay runs only files that `check` can parse"
+    return None
+
+
+_frameworks_cache: dict[int, tuple[str, frozenset[str]]] = {}
+
+
+def _frameworks(source) -> frozenset[str]:
+    text = source.text
+    got = _frameworks_cache.get(id(source))
+    if got is not None and got[0] is text:
+        return got[1]
+    try:
+        roots = ModuleFacts(cst.parse_module(text)).frameworks
+    except (cst.ParserSyntaxError, RecursionError):
+        roots = frozenset()
+    _frameworks_cache[id(source)] = (text, roots)
+    return roots
+
+
+def foreign_framework(source, diag) -> Optional[str]:
+    """Why a finding's code is not PyTorch code replay can run (Keras/TensorFlow), or None."""
+    roots = _frameworks(source)
+    if not roots & _KERAS_ROOTS:
+        return None
+    if not roots & _TORCH_ROOTS:
+        return KERAS_VERDICT
+    flagged = " ".join(getattr(diag, "source_lines", ()) or ())
+    return KERAS_VERDICT if _KERAS_LINE.search(flagged) else None
