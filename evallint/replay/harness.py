@@ -165,6 +165,22 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
             "n_train": report.n_train, "examples": [list(e) for e in report.examples[:3]]}
 
 
+def _run_metrics(torch, job: dict, code: str, seed: int, limit: float) -> dict:
+    from evallint.replay import metrics_child
+
+    run = metrics_child.run_logged if job["kind"] == "logged" else metrics_child.run_average
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return run(torch, job, code, seed)
+    except metrics_child.NeedsTorchmetrics as exc:
+        return {"error": str(exc)}
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a reason
+        return {"error": _error_text(exc)}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def main() -> int:
     # The package root, so that `evallint` imports even without an install.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -197,6 +213,8 @@ def main() -> int:
                     continue
                 if job["kind"] == "region":
                     result["versions"][version] = _run_region(torch, job, code, device, seed, limit)
+                elif job["kind"] in ("logged", "average"):
+                    result["versions"][version] = _run_metrics(torch, job, code, seed, limit)
                 else:
                     result["versions"][version] = _run_datasets(torch, job, code, limit)
             if job["kind"] == "region":

@@ -12,6 +12,8 @@ in PROBES.
 - params:  the model's parameters change during an evaluation pass (it trains on them)
 - train_mode: training steps that run with the model in eval mode (a later epoch after
            an evaluation that never switched back)
+- logged, average: torchmetrics values as Lightning logs them, per-class averages
+           (metric_probes.py)
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .metric_probes import judge_average, judge_logged
 from .region import Sink
 from .report import CONFIRMED, NOT_REPLAYABLE, NOT_REPRODUCED
 
@@ -382,6 +385,8 @@ PROBES: dict[str, Probe] = {
     "overlap": Probe("overlap", "datasets", judge_overlap),
     "params": Probe("params", "region", judge_params),
     "train_mode": Probe("train_mode", "region", judge_train_mode),
+    "logged": Probe("logged", "logged", judge_logged),
+    "average": Probe("average", "average", judge_average),
 }
 
 

@@ -149,6 +149,8 @@ def _prepare(source, diag, rule_cls) -> _Prepared:
     try:
         if probes[0].job == "datasets":
             p.job = _datasets_job(source, text, line, diag, fixed_source)
+        elif probes[0].job in ("logged", "average"):
+            p.job = _metrics_job(probes[0].job, source, text, line, diag, fixed_source)
         else:
             p.job = _region_job(p, source, text, line, diag, fixed_source)
     except RegionError as exc:
@@ -224,6 +226,20 @@ def _share_metrics(source, group: list[_Prepared]) -> None:
             for name, role in region.roles.items():
                 p.job["roles"].setdefault(name, role)
             p.job["imports"] += [i for i in region.imports if i not in p.job["imports"]]
+
+
+def _metrics_job(kind: str, source, text: str, line: int, diag, fixed_source) -> dict:
+    from .lightning import average_job, logged_job
+
+    fixed_text = fixed_source.text if fixed_source is not None else None
+    if kind == "logged":
+        job = logged_job(text, line, fixed_text)
+    else:
+        start = (line, diag.column - 1)
+        pos = _fixed_position(source, text, fixed_source, diag, start) if fixed_source is not None else None
+        job = average_job(text, line, diag.column, fixed_text, pos)
+    job["line"] = line
+    return job
 
 
 def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
