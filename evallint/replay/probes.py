@@ -385,6 +385,9 @@ PROBES: dict[str, Probe] = {
     "overlap": Probe("overlap", "datasets", judge_overlap),
     "params": Probe("params", "region", judge_params),
     "train_mode": Probe("train_mode", "region", judge_train_mode),
+    # A name the evaluation loop reads but only training defined: its stand-in is the
+    # model's output on another (training) batch; judged as a metric.
+    "stale": Probe("stale", "region", judge_metric),
     "logged": Probe("logged", "logged", judge_logged),
     "average": Probe("average", "average", judge_average),
 }

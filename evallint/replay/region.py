@@ -140,7 +140,8 @@ def _rewrite_returns(stmt: cst.BaseStatement) -> cst.BaseStatement:
 
 
 class _Cutter:
-    def __init__(self, tree: Tree, anchor: Stmt, flagged: frozenset[str]) -> None:
+    def __init__(self, tree: Tree, anchor: Stmt, flagged: frozenset[str], given_roles: Optional[dict] = None) -> None:
+        self.given_roles = dict(given_roles or {})  # roles a probe assigns (a stale name)
         self.tree = tree
         self.flagged = flagged
         chain = path(anchor)
@@ -186,6 +187,7 @@ class _Cutter:
                     if n not in BUILTINS and n not in self.modules]
             candidates = [n for n in free if n not in self.local_defs]
             roles = infer_roles(region_module, candidates)
+            roles.update({n: r for n, r in self.given_roles.items() if n in candidates})
             for n in candidates:  # a name the scope shows to be a model/loader keeps that role
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
@@ -440,10 +442,11 @@ def _flagged_names(tree: Tree, line: int) -> frozenset[str]:
     return frozenset()
 
 
-def cut_region(text: str, line: int, training: bool = False) -> Region:
-    """Cut the region around the finding at `line` of `text`."""
+def cut_region(text: str, line: int, training: bool = False, roles: Optional[dict] = None) -> Region:
+    """Cut the region around the finding at `line` of `text` (`roles`: names whose
+    stand-in the probe chooses)."""
     tree = Tree.parse(text)
-    return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line)).cut()
+    return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line), roles).cut()
 
 
 def anchor_start(text: str, line: int, training: bool = False) -> tuple[tuple[int, int], type]:

@@ -14,6 +14,7 @@ from .probes import Evidence, Probe, probes_of
 from .region import Region, RegionError, anchor_start, cut_at, cut_region
 from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
 from .scope import foreign_framework, unusable_file
+from .stale import stale_roles, stale_world
 from .world import world_for
 
 DEFAULT_TIME_LIMIT = 20.0  # seconds per pass of one version of one region
@@ -167,7 +168,8 @@ def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int])
 def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
     # A finding about an evaluation loop that trains is replayed with its training steps.
     training = any(probe.name in _TRAINING_PROBES for probe in p.probes)
-    p.written = cut_region(text, line, training)
+    given = stale_roles(text, line, diag) if any(probe.name == "stale" for probe in p.probes) else {}
+    p.written = cut_region(text, line, training, given)
     if fixed_source is not None:
         start, kind = anchor_start(text, line, training)
         try:
@@ -186,6 +188,8 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
         roles.update(p.fixed.roles)
         imports += [i for i in p.fixed.imports if i not in imports]
     world = world_for(p.written.code + "\n" + (p.fixed.code if p.fixed else ""))
+    if given:
+        world = stale_world(world)
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
     train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)

@@ -93,8 +93,18 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "transformer": lambda: _IdentityTransformer(),
         "counter": lambda: 0,
         "epochs": lambda: 2,
+        "stale": lambda: _training_batch_outputs(torch, world, device, seed),
     }
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
+
+
+def _training_batch_outputs(torch, world: dict, device, seed: int):
+    """What a name left over from the training loop holds: the model's outputs on one
+    training batch (other samples than the evaluation data, one batch long)."""
+    train = make_data(torch, {**world, "n": world["batch_size"]}, device, seed + 1)
+    model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device).eval()
+    with torch.no_grad():
+        return model(train["X"])
 
 
 class _IdentityTransformer:
