@@ -168,7 +168,10 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
 def _run_metrics(torch, job: dict, code: str, seed: int, limit: float) -> dict:
     from evallint.replay import metrics_child
 
-    run = metrics_child.run_logged if job["kind"] == "logged" else metrics_child.run_average
+    from evallint.replay import modules
+
+    run = {"logged": metrics_child.run_logged, "average": metrics_child.run_average,
+           "module": modules.run_module}[job["kind"]]
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -213,7 +216,7 @@ def main() -> int:
                     continue
                 if job["kind"] == "region":
                     result["versions"][version] = _run_region(torch, job, code, device, seed, limit)
-                elif job["kind"] in ("logged", "average"):
+                elif job["kind"] in ("logged", "average", "module"):
                     result["versions"][version] = _run_metrics(torch, job, code, seed, limit)
                 else:
                     result["versions"][version] = _run_datasets(torch, job, code, limit)

@@ -32,14 +32,14 @@ def torchmetrics_missing() -> Optional[str]:
     return None if importlib.util.find_spec("torchmetrics") is not None else NO_TORCHMETRICS
 
 
-def _parse(text: str) -> ast.Module:
+def parse_text(text: str) -> ast.Module:
     try:
         return ast.parse(text)
     except SyntaxError as exc:
         raise RegionError(f"the file does not parse ({exc.msg})") from None
 
 
-def _imports(tree: ast.Module) -> list[str]:
+def allowed_imports(tree: ast.Module) -> list[str]:
     out: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -50,7 +50,7 @@ def _imports(tree: ast.Module) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _definitions(text: str, tree: ast.Module) -> str:
+def definitions_code(text: str, tree: ast.Module) -> str:
     """The file's classes, functions and literal constants at their own line numbers;
     every other line blank (nothing the module does at import time runs)."""
     src = text.splitlines()
@@ -71,7 +71,7 @@ def _definitions(text: str, tree: ast.Module) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _enclosing(tree: ast.Module, line: int):
+def enclosing_method(tree: ast.Module, line: int):
     """(class, method) holding `line`, or (None, None)."""
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.lineno <= line <= node.end_lineno:
@@ -112,8 +112,8 @@ def logged_job(text: str, line: int, fixed_text: Optional[str]) -> dict:
     missing = torchmetrics_missing()
     if missing:
         raise RegionError(missing)
-    tree = _parse(text)
-    cls, method = _enclosing(tree, line)
+    tree = parse_text(text)
+    cls, method = enclosing_method(tree, line)
     if cls is None or method is None:
         raise RegionError("the finding is not in a method of a LightningModule class")
     steps = _steps(cls, method)
@@ -121,11 +121,11 @@ def logged_job(text: str, line: int, fixed_text: Optional[str]) -> dict:
     fixed = None
     if fixed_text is not None:
         try:
-            fixed = _definitions(fixed_text, _parse(fixed_text))
+            fixed = definitions_code(fixed_text, parse_text(fixed_text))
         except RegionError:
             fixed = None
-    return {"kind": "logged", "versions": {"written": _definitions(text, tree), "fixed": fixed},
-            "imports": _imports(tree), "class": cls.name, "steps": steps, "classes": classes, "binary": binary,
+    return {"kind": "logged", "versions": {"written": definitions_code(text, tree), "fixed": fixed},
+            "imports": allowed_imports(tree), "class": cls.name, "steps": steps, "classes": classes, "binary": binary,
             "float_labels": bool(re.search(r"\.float\(\)", ast.get_source_segment(text, cls) or "") and binary)}
 
 
@@ -166,7 +166,7 @@ def average_job(text: str, line: int, column: int, fixed_text: Optional[str],
     missing = torchmetrics_missing()
     if missing:
         raise RegionError(missing)
-    tree = _parse(text)
+    tree = parse_text(text)
     call = _call_at(tree, line, column)
     if call is None:
         raise RegionError(f"no metric call at line {line}")
@@ -174,12 +174,12 @@ def average_job(text: str, line: int, column: int, fixed_text: Optional[str],
     fixed = None
     if fixed_text is not None and fixed_pos is not None:
         try:
-            fixed_call = _call_at(_parse(fixed_text), fixed_pos[0], fixed_pos[1] + 1)
+            fixed_call = _call_at(parse_text(fixed_text), fixed_pos[0], fixed_pos[1] + 1)
             fixed = _metric_expr(fixed_call) if fixed_call is not None else None
         except RegionError:
             fixed = None
     classes = max(2, min(_classes_of(call), 100))
     names = {n.id for n in ast.walk(ast.parse(written, mode="eval")) if isinstance(n, ast.Name)}
     class_names = sorted(n for n in names if _CLASS_COUNT.fullmatch(n))
-    return {"kind": "average", "versions": {"written": written, "fixed": fixed}, "imports": _imports(tree),
+    return {"kind": "average", "versions": {"written": written, "fixed": fixed}, "imports": allowed_imports(tree),
             "classes": classes, "class_names": class_names}

@@ -41,6 +41,18 @@ def _torchmetrics():
     return sys.modules["torchmetrics"]
 
 
+def exec_imports(ns: dict, imports: list[str]) -> list[str]:
+    """Run the allowed imports; one that fails (a package not installed) is skipped and
+    named, so that a later NameError can say what was missing."""
+    missing = []
+    for line in imports:
+        try:
+            exec(compile(line, "<replay-imports>", "exec"), ns)
+        except Exception:  # noqa: BLE001
+            missing.append(line)
+    return missing
+
+
 def make_data(torch, classes: int, seed: int) -> dict:
     """Class-sorted labels, planted predictions with unequal recall per class."""
     g = torch.Generator().manual_seed(seed)
@@ -118,7 +130,7 @@ def _lightning_stub(torch, classes: int, binary: bool, records: list):
     return mod
 
 
-def _fill_args(cls, classes: int) -> dict:
+def constructor_args(cls, classes: int) -> dict:
     """Values for the constructor's required parameters, guessed by name."""
     out = {}
     for name, p in list(inspect.signature(cls.__init__).parameters.items())[1:]:
@@ -132,7 +144,7 @@ def _fill_args(cls, classes: int) -> dict:
         elif any(w in low for w in ("dim", "size", "hidden", "feature", "channel", "width")):
             out[name] = 16
         else:
-            raise RuntimeError(f"the LightningModule needs constructor argument `{name}`, which replay cannot guess")
+            raise RuntimeError(f"`{cls.__name__}` needs the constructor argument `{name}`, which replay cannot guess")
     return out
 
 
@@ -191,8 +203,7 @@ def run_logged(torch, job: dict, code: str, seed: int) -> dict:
         sys.modules[k] = stub
     try:
         ns: dict = {"__name__": "__evallint_replay__", "__builtins__": __builtins__}
-        for line in job["imports"]:
-            exec(compile(line, "<replay-imports>", "exec"), ns)
+        exec_imports(ns, job["imports"])
         exec(compile(code, "<replay-module>", "exec"), ns)
     finally:
         for k, v in saved.items():
@@ -202,7 +213,7 @@ def run_logged(torch, job: dict, code: str, seed: int) -> dict:
                 sys.modules[k] = v
     cls = ns[job["class"]]
     torch.manual_seed(seed)
-    module = cls(**_fill_args(cls, classes))
+    module = cls(**constructor_args(cls, classes))
     for name, child in list(module.named_children()):
         # The user's networks are never run: a model attribute the step calls is the
         # planted classifier too.
@@ -272,8 +283,7 @@ def run_average(torch, job: dict, code: str, seed: int) -> dict:
     _torchmetrics()
     classes = job["classes"]
     ns: dict = {"__name__": "__evallint_replay__", "__builtins__": __builtins__}
-    for line in job["imports"]:
-        exec(compile(line, "<replay-imports>", "exec"), ns)
+    exec_imports(ns, job["imports"])
     data = make_data(torch, classes, seed)
     ns.update({"__preds__": planted_outputs(torch, data["x"], classes, False), "__target__": data["y"]})
     ns.update({name: classes for name in job.get("class_names", ())})

@@ -12,6 +12,7 @@ in PROBES.
 - params:  the model's parameters change during an evaluation pass (it trains on them)
 - train_mode: training steps that run with the model in eval mode (a later epoch after
            an evaluation that never switched back)
+- eval_passes: the file's own nn.Module, two passes in eval mode on one input (modules.py)
 - logged, average: torchmetrics values as Lightning logs them, per-class averages
            (metric_probes.py)
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .metric_probes import judge_average, judge_logged
+from .modules import judge_eval_passes
 from .region import Sink
 from .report import CONFIRMED, NOT_REPLAYABLE, NOT_REPRODUCED
 
@@ -388,6 +390,7 @@ PROBES: dict[str, Probe] = {
     # A name the evaluation loop reads but only training defined: its stand-in is the
     # model's output on another (training) batch; judged as a metric.
     "stale": Probe("stale", "region", judge_metric),
+    "eval_passes": Probe("eval_passes", "module", judge_eval_passes),
     "logged": Probe("logged", "logged", judge_logged),
     "average": Probe("average", "average", judge_average),
 }

@@ -150,6 +150,10 @@ def _prepare(source, diag, rule_cls) -> _Prepared:
     try:
         if probes[0].job == "datasets":
             p.job = _datasets_job(source, text, line, diag, fixed_source)
+        elif probes[0].job == "module":
+            from .modules import module_job
+
+            p.job = module_job(text, line, fixed_source.text if fixed_source is not None else None)
         elif probes[0].job in ("logged", "average"):
             p.job = _metrics_job(probes[0].job, source, text, line, diag, fixed_source)
         else:
