@@ -18,7 +18,7 @@ import libcst as cst
 from ..facts.exprs import target_names
 from ..facts.flow import statements_in
 from ..facts.index import Stmt
-from .names import BUILTINS, expr_reads, free_names
+from .names import BUILTINS, NameUse, expr_reads, free_names
 from .roles import FULL_BATCH_ROLES, STANDIN_ROLES, infer_roles
 from .tree import RegionError, Tree, after, before, block_units, code_of, path, smalls, unit
 
@@ -176,15 +176,21 @@ class _Cutter:
 
         excluded: set[int] = set()
         first_missing: list[str] = []
-        for _ in range(8):  # drop statements whose inputs nothing can provide, to a fixed point
+        helpers: dict[str, cst.FunctionDef] = {}  # the file's functions the region calls
+        for _ in range(12):  # drop statements whose inputs nothing can provide, to a fixed point
             post = {d: [st for st in stmts if id(st) not in excluded] for d, stmts in post.items()}
             prior, accumulators = self._prior(post, available, standins, produced, excluded)
-            body = self._assemble(prior, post)
+            body = list(helpers.values()) + self._assemble(prior, post)
             region_module = cst.Module(body=body, default_indent=self.tree.module.default_indent,
                                        default_newline=self.tree.module.default_newline)
             region_tree = Tree(region_module)
-            free = [n for n in free_names(region_tree.use(u) for u in body)
+            free = [n for n in free_names(_function_use(region_tree.use(u), u) if u in helpers.values()
+                                          else region_tree.use(u) for u in body)
                     if n not in BUILTINS and n not in self.modules]
+            called = {n: f for n, f in self._helper_functions().items() if n in free and n not in helpers}
+            if called:  # `test(loader, model)` defined in this file: its definition runs too
+                helpers.update(called)
+                continue
             candidates = [n for n in free if n not in self.local_defs]
             roles = infer_roles(region_module, candidates)
             roles.update({n: r for n, r in self.given_roles.items() if n in candidates})
@@ -288,6 +294,14 @@ class _Cutter:
         return prior, accumulators
 
     # -- helpers ------------------------------------------------------------------
+    def _helper_functions(self) -> dict[str, cst.FunctionDef]:
+        """Top-level functions of the file that touch no files or network, other than
+        the one the region is cut from: defining them runs nothing."""
+        own = {id(unit(s)) for s in self.levels}
+        return {s.node.name.value: s.node for s in self.tree.index.top
+                if isinstance(s.node, cst.FunctionDef) and id(s.node) not in own
+                and not has_io(self.tree, s.node)}
+
     def _roles(self) -> dict[str, str]:
         """Roles of names from their use anywhere in the scope up to the region's end."""
         scope_block = block_units(self.levels[0])
@@ -365,6 +379,11 @@ class _Cutter:
         if name in self.local_defs:
             return f"`{name}` is defined in this file; replay does not run the module's code"
         return f"no stand-in for `{name}`"
+
+
+def _function_use(use: NameUse, node: cst.FunctionDef) -> NameUse:
+    """A helper's definition binds only its name; its parameters and locals stay inside."""
+    return NameUse(reads=use.reads - use.writes, writes=frozenset({node.name.value}), aug=frozenset())
 
 
 def _reported_exprs(call: cst.Call) -> list[str]:
