@@ -13,7 +13,7 @@ from .positions import edit_spans, map_position, virtual_line
 from .probes import Evidence, Probe, probes_of
 from .region import Region, RegionError, anchor_start, cut_at, cut_region
 from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
-from .scope import foreign_framework, unusable_file
+from .scope import foreign_framework, needs_device, unusable_file
 from .stale import stale_roles, stale_world
 from .world import world_for
 
@@ -283,6 +283,8 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
     judged = [(probe, probe.judge(ev)) for probe in p.probes]
     probe, j = next(((pr, jj) for pr, jj in judged if jj.verdict == "confirmed"), judged[0])
     reason = j.reason
+    if j.verdict == NOT_REPLAYABLE:
+        reason = needs_device(reason) or reason
     if d.fix is not None and p.job["versions"].get("fixed") is None:
         reason += " (the fixed code could not be cut)"
     return FindingReplay(d.code, d.line, j.verdict, reason, probe=probe.name, metric=j.metric, written=j.written,

@@ -58,3 +58,22 @@ def foreign_framework(source, diag) -> Optional[str]:
         return KERAS_VERDICT
     flagged = " ".join(getattr(diag, "source_lines", ()) or ())
     return KERAS_VERDICT if _KERAS_LINE.search(flagged) else None
+
+
+# Errors that say the region needs a GPU or a process group, not that it is wrong.
+_CUDA_ERRORS = re.compile(r"Invalid device, must be cuda device|not compiled with CUDA|no NVIDIA driver|"
+                          r"CUDA driver|cuda.*(unavailable|not available)|Attempting to deserialize object on a CUDA",
+                          re.I)
+_DIST_ERRORS = re.compile(r"process group has not been initialized|init_process_group|Default process group", re.I)
+
+
+def needs_device(reason: str) -> Optional[str]:
+    """A clear verdict for a region that cannot run on this machine, or None."""
+    if _CUDA_ERRORS.search(reason):
+        return ("needs CUDA: the region puts tensors on a GPU (`.cuda()`, `device=rank`) and this machine's "
+                "torch has none; run `evallint replay --device cuda` where a GPU is available "
+                f"({reason})")
+    if _DIST_ERRORS.search(reason):
+        return ("needs torch.distributed: the region uses a process group (launched with torchrun); "
+                f"replay runs one process ({reason})")
+    return None
