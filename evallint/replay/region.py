@@ -20,6 +20,7 @@ from ..facts.flow import statements_in
 from ..facts.index import Stmt
 from .names import BUILTINS, NameUse, expr_reads, free_names
 from .roles import FULL_BATCH_ROLES, STANDIN_ROLES, infer_roles
+from .selfstub import self_roles
 from .tree import RegionError, Tree, after, before, block_units, code_of, path, smalls, unit
 
 __all__ = ["RETURN_NAME", "RegionError", "Region", "Sink", "cut_region", "anchor_start", "cut_at", "has_io"]
@@ -46,6 +47,7 @@ class Region:
     metric: Optional[Sink]
     anchor_line: int           # in the text the region was cut from
     flagged: frozenset[str]
+    self_attrs: Optional[dict] = field(default=None, hash=False)  # the stand-in `self`'s attributes
 
 
 def _anchor(tree: Tree, line: int, training: bool = False) -> Stmt:
@@ -149,6 +151,11 @@ class _Cutter:
                     default=-1)
         # Levels from the scope's body down to the anchor.
         self.levels = chain[scope + 1:]
+        # The class of a method the region is cut from: its `__init__` may stand in for `self`.
+        self.scope_class = chain[scope - 1].node if scope >= 1 and isinstance(chain[scope - 1].node, cst.ClassDef) \
+            and isinstance(chain[scope].node, cst.FunctionDef) else None
+        self.self_attrs: Optional[dict] = None
+        self.self_why = ""
         self.anchor_stmt = anchor
         self.anchor = unit(anchor)
         self.imports, self.modules = tree.imports()
@@ -198,6 +205,11 @@ class _Cutter:
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
+            if "self" in missing:
+                self.self_attrs, self.self_why = self_roles(region_module.code, self.scope_class)
+                if self.self_attrs is not None:
+                    roles["self"] = "self"
+                    missing.remove("self")
             first_missing = first_missing or missing
             culprits = [st for stmts in list(prior.values()) + list(post.values()) for st in stmts
                         if id(st) not in excluded and set(missing) & self.tree.use(st).reads]
@@ -214,7 +226,8 @@ class _Cutter:
             all_sinks = [Sink(n, n, frozenset({n}), n) for n in sorted(self._loop_assigned())]
         return Region(code=region_module.code, imports=tuple(self.imports), free=tuple(free), roles=roles,
                       sinks=tuple(all_sinks), metric=_pick_metric(all_sinks, self.flagged),
-                      anchor_line=self.tree.start(self.anchor_stmt)[0], flagged=self.flagged)
+                      anchor_line=self.tree.start(self.anchor_stmt)[0], flagged=self.flagged,
+                      self_attrs=self.self_attrs if "self" in roles else None)
 
     def _post(self, available: set[str], produced: set[str], defs):
         """Later statements, per level: those that use what the region produced, and
@@ -373,6 +386,8 @@ class _Cutter:
                 for t in s.node.targets if isinstance(t.target, cst.Name)}
 
     def _explain_missing(self, name: str) -> str:
+        if name == "self" and self.self_why:
+            return self.self_why
         origin = self.tree.origin(name)
         if origin is not None:
             return f"`{name}` comes from `{origin}`, which replay does not import"

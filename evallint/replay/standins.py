@@ -68,7 +68,8 @@ def make_model_class(torch):
     return PlantedModel
 
 
-def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = "train") -> tuple[dict, Any]:
+def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = "train",
+          self_attrs: Any = None) -> tuple[dict, Any]:
     """Bind each free name to its stand-in; returns (bindings, model)."""
     data = make_data(torch, world, device, seed)
     model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device)
@@ -95,6 +96,9 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "epochs": lambda: 2,
         "stale": lambda: _training_batch_outputs(torch, world, device, seed),
     }
+    # A method's `self`: its attributes stand in by their roles (see selfstub.py).
+    makers["self"] = lambda: _SelfStandIn({a: makers[r]() if isinstance(r, str) else r["literal"]
+                                           for a, r in (self_attrs or {}).items()})
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
 
 
@@ -105,6 +109,11 @@ def _training_batch_outputs(torch, world: dict, device, seed: int):
     model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device).eval()
     with torch.no_grad():
         return model(train["X"])
+
+
+class _SelfStandIn:
+    def __init__(self, attrs: dict) -> None:
+        self.__dict__.update(attrs)
 
 
 class _IdentityTransformer:
