@@ -102,6 +102,7 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
     for _ in range(2):  # two passes over the same data: do they agree?
         bindings, model = standins.build(torch, job["world"], job["roles"], device, seed,
                                          job.get("model_mode", "train"), job.get("self_attrs"))
+        bindings.update(job.get("literals") or {})
         ns, missing = _namespace(job["imports"], bindings)
         if job.get("max_iterations"):
             ns["range"] = _capped_range(job["max_iterations"])

@@ -91,6 +91,8 @@ def unit_of(sink: Sink) -> str:
         return "percent"
     if "/" in text or re.search(r"\bmean\b|accuracy|acc\b", text):
         return "fraction"
+    if re.search(r"err|wrong|mistake", sink.label, re.I) and "/" not in text:
+        return "errors"  # a count of misclassified samples
     if re.search(r"total|count|num|seen|samples|^n$", sink.label, re.I):
         return "total"
     return "correct"

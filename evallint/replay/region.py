@@ -48,6 +48,7 @@ class Region:
     anchor_line: int           # in the text the region was cut from
     flagged: frozenset[str]
     self_attrs: Optional[dict] = field(default=None, hash=False)  # the stand-in `self`'s attributes
+    literals: dict = field(default_factory=dict, hash=False)      # parameters bound to their defaults
 
 
 def _anchor(tree: Tree, line: int, training: bool = False) -> Stmt:
@@ -156,6 +157,7 @@ class _Cutter:
             and isinstance(chain[scope].node, cst.FunctionDef) else None
         self.self_attrs: Optional[dict] = None
         self.self_why = ""
+        self.param_defaults = _literal_defaults(chain[scope].node) if scope >= 0 else {}
         self.anchor_stmt = anchor
         self.anchor = unit(anchor)
         self.imports, self.modules = tree.imports()
@@ -205,6 +207,9 @@ class _Cutter:
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
+            for n in [n for n in missing if n in self.param_defaults]:
+                roles[n] = "literal"  # a parameter's default value: what a plain call passes
+                missing.remove(n)
             if "self" in missing:
                 self.self_attrs, self.self_why = self_roles(region_module.code, self.scope_class)
                 if self.self_attrs is not None:
@@ -227,7 +232,8 @@ class _Cutter:
         return Region(code=region_module.code, imports=tuple(self.imports), free=tuple(free), roles=roles,
                       sinks=tuple(all_sinks), metric=_pick_metric(all_sinks, self.flagged),
                       anchor_line=self.tree.start(self.anchor_stmt)[0], flagged=self.flagged,
-                      self_attrs=self.self_attrs if "self" in roles else None)
+                      self_attrs=self.self_attrs if "self" in roles else None,
+                      literals={n: v for n, v in self.param_defaults.items() if roles.get(n) == "literal"})
 
     def _post(self, available: set[str], produced: set[str], defs):
         """Later statements, per level: those that use what the region produced, and
@@ -394,6 +400,23 @@ class _Cutter:
         if name in self.local_defs:
             return f"`{name}` is defined in this file; replay does not run the module's code"
         return f"no stand-in for `{name}`"
+
+
+def _literal_defaults(node) -> dict:
+    """The enclosing function's parameters whose defaults are plain literals."""
+    import ast
+
+    out: dict = {}
+    if not isinstance(node, cst.FunctionDef):
+        return out
+    for p in (*node.params.params, *node.params.kwonly_params):
+        if p.default is None:
+            continue
+        try:
+            out[p.name.value] = ast.literal_eval(code_of(p.default))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return out
 
 
 def _function_use(use: NameUse, node: cst.FunctionDef) -> NameUse:

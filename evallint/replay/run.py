@@ -198,7 +198,8 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
     train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)
     self_attrs = {**(p.written.self_attrs or {}), **((p.fixed.self_attrs if p.fixed else None) or {})}
-    return {"self_attrs": self_attrs or None,
+    literals = {**p.written.literals, **(p.fixed.literals if p.fixed else {})}
+    return {"self_attrs": self_attrs or None, "literals": literals,
             "max_iterations": _MAX_TRAINING_ITERATIONS if training else None, "kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
             "imports": imports, "roles": roles, "world": world.to_json(), "sinks": exprs,
             "model_mode": "train" if train_mode else "eval"}

@@ -145,5 +145,5 @@ def ground_truth(torch, world: dict, device, seed: int) -> dict:
                 else f.binary_cross_entropy(out, target))
     else:
         loss = f.cross_entropy(out, data["y"].to(device))
-    return {"correct": correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
+    return {"correct": correct, "errors": n - correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
             "loss": float(loss.item())}
