@@ -34,7 +34,7 @@ def _text(report: ReplayReport) -> str:
         return buf.getvalue()
     table = Table(show_lines=False)
     for col in ("rule", "line", "metric", "as written", "after fix", "ground truth", "verdict"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col == "line")  # "4 [cell 6]" stays whole
     for f in report.findings:
         verdict = f.verdict_text if f.verdict != CONFIRMED else f"{CONFIRMED}: {f.reason}"
         if f.verdict == NOT_REPRODUCED and f.reason:
