@@ -236,7 +236,7 @@ def test_notebook_findings_keep_their_cell(replayed):
         assert f["cell"] is not None and cells[(f["code"], f["line"])] == f["cell"]
     text = run_cli("replay", "--device", "cpu", "--select", "EL202",
                    str(BUGGY / "notebook_validation_no_eval.ipynb"), cwd=ROOT, timeout=400)
-    assert f"[cell {rep['findings'][0]['cell']}]" in text.stdout
+    assert f"(cell {rep['findings'][0]['cell']})" in text.stdout
 
 
 def test_keras_regions_get_a_clear_verdict(replayed):
