@@ -207,6 +207,9 @@ class _Cutter:
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
+            for n in [n for n in missing if n in self._stale_names()]:
+                roles[n] = "stale"  # only the training loop defines it: its last batch's value
+                missing.remove(n)
             for n in [n for n in missing if n in self.param_defaults]:
                 roles[n] = "literal"  # a parameter's default value: what a plain call passes
                 missing.remove(n)
@@ -301,7 +304,10 @@ class _Cutter:
                 if simple and any(isinstance(x, (cst.Return, cst.Raise)) for x in smalls(stmt)):
                     break
                 targets = use.writes & (needed - blocked - standins)
-                if simple and targets and id(stmt) not in excluded and not has_io(self.tree, stmt):
+                # `with torch.no_grad(): per_class = torch.zeros(10)`: a block of plain lines
+                plain_with = isinstance(stmt, cst.With) and isinstance(stmt.body, cst.IndentedBlock) and \
+                    all(isinstance(b, cst.SimpleStatementLine) for b in stmt.body.body)
+                if (simple or plain_with) and targets and id(stmt) not in excluded and not has_io(self.tree, stmt):
                     chosen.append(stmt)
                     needed = (needed - use.writes) | use.reads | use.aug
                     accumulators.extend(sorted(t for t in targets if t in produced))
@@ -313,6 +319,12 @@ class _Cutter:
         return prior, accumulators
 
     # -- helpers ------------------------------------------------------------------
+    def _stale_names(self) -> set[str]:
+        """Names evaluation loops of the file read while only training loops define them."""
+        if not hasattr(self, "_stale"):
+            self._stale = {r.name for r in self.tree.facts.stale_reads}
+        return self._stale
+
     def _helper_functions(self) -> dict[str, cst.FunctionDef]:
         """Top-level functions of the file that touch no files or network, other than
         the one the region is cut from: defining them runs nothing."""

@@ -192,7 +192,7 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
         roles.update(p.fixed.roles)
         imports += [i for i in p.fixed.imports if i not in imports]
     world = world_for(p.written.code + "\n" + (p.fixed.code if p.fixed else ""))
-    if given:
+    if given or "stale" in p.written.roles.values():
         world = stale_world(world)
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
