@@ -132,6 +132,14 @@ def test_el401_lightning_epoch_mean_of_batch_values_vs_compute(replayed):
     assert f"{100 * written:.1f}%" in row["written"] and f"{100 * truth:.1f}%" in row["truth"]
 
 
+@pytest.mark.parametrize("fixture", ["el401_binary_f1_variable.py", "el401_collection_helper.py"])
+def test_el401_other_shapes_f1_through_a_variable_and_a_collection_in_a_helper(replayed, fixture):
+    pytest.importorskip("torchmetrics")
+    row = _row(replayed(REPLAY / fixture), "EL401")
+    assert row["verdict"] == "confirmed", row
+    assert _close(row["fixed_value"], row["truth_value"]) and not _close(row["written_value"], row["truth_value"])
+
+
 def test_el401_as_written_matches_a_real_lightning_validate(replayed):
     """The child's reduction of `self.log` is Lightning's: run the fixture's module
     under a real Trainer on the same stand-in batches and compare the logged value."""

@@ -31,7 +31,8 @@ def _failed(ev):
     if w is None:
         return Judgement(NOT_REPLAYABLE, "the step did not run")
     if w.get("error"):
-        return Judgement(NOT_REPLAYABLE, w["error"] if "torchmetrics" in w["error"] else f"the step raised {w['error']}")
+        error = w["error"]
+        return Judgement(NOT_REPLAYABLE, error if "torchmetrics" in error else f"the step raised {error}")
     return None
 
 
@@ -47,7 +48,9 @@ def judge_logged(ev):
     mine = {n: e for n, e in w["logged"].items() if e["line"] == line}
     if not mine:
         return Judgement(NOT_REPLAYABLE, f"the step logs no number at line {line}")
-    name, entry = next(iter(mine.items()))
+    # A collection logs several names from one line: the one whose epoch value is off tells.
+    off = [(n, e) for n, e in mine.items() if e["truth"] is not None and not _close(e["value"], e["truth"])]
+    name, entry = (off or list(mine.items()))[0]
     fixed_entry = None if f is None or f.get("error") else f["logged"].get(name)
     value, truth = entry["value"], entry["truth"]
     fixed_value = fixed_entry["value"] if fixed_entry else None

@@ -31,7 +31,7 @@ def _torchmetrics():
     # The child's stand-in torchvision has no import spec, which torchmetrics' import-time
     # package checks reject: it is set aside while torchmetrics imports.
     stand_ins = {k: sys.modules.pop(k) for k in list(sys.modules)
-                 if (k == "torchvision" or k.startswith("torchvision.")) and getattr(sys.modules[k], "__spec__", 1) is None}
+                 if k.split(".")[0] == "torchvision" and getattr(sys.modules[k], "__spec__", 1) is None}
     try:
         import torchmetrics  # noqa: F401
     except ImportError:
