@@ -219,6 +219,8 @@ def run_logged(torch, job: dict, code: str, seed: int) -> dict:
         # planted classifier too.
         if not isinstance(child, _metric_classes(tm)) and any(True for _ in child.parameters()):
             setattr(module, name, _Planted(torch, classes, binary))
+    # `self.forward(x)` called directly is the planted classifier too.
+    module.forward = lambda x, *args, **kwargs: planted_outputs(torch, x, classes, binary)
     calls: dict = {}
     made: dict = {}
     _watch(tm, module, calls, made)
