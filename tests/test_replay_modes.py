@@ -78,8 +78,9 @@ def test_el205_step_in_evaluation_changes_the_parameters(replayed):
     assert row["written"] == "parameters changed" and row["written_value"] == 1.0
 
 
-def test_el207_functional_dropout_two_eval_passes_differ_until_fixed(replayed):
-    row = _row(replayed(REPLAY / "el207_functional_dropout.py"), "EL207")
+@pytest.mark.parametrize("fixture", ["el207_functional_dropout.py", "el207_attention_dropout_p.py"])
+def test_el207_functional_dropout_two_eval_passes_differ_until_fixed(replayed, fixture):
+    row = _row(replayed(REPLAY / fixture), "EL207")
     assert row["verdict"] == "confirmed", row
     assert row["written_value"] > 0 and row["fixed_value"] == 0.0
     assert f"{row['written_value']:.3g}" in row["written"]

@@ -35,8 +35,8 @@ def _candidates(torch, model) -> list:
     nn = torch.nn
     out = []
     for m in model.modules():
-        if isinstance(m, nn.Linear):
-            out.append(torch.randn(_BATCH, m.in_features))
+        if isinstance(m, nn.Linear):  # a feature vector, or a sequence of them (attention)
+            out += [torch.randn(_BATCH, m.in_features), torch.randn(_BATCH, 12, m.in_features)]
         elif isinstance(m, nn.Conv1d):
             out.append(torch.randn(_BATCH, m.in_channels, 32))
         elif isinstance(m, nn.Conv2d):
