@@ -8,6 +8,7 @@ error.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Optional
 
 import libcst as cst
@@ -33,20 +34,16 @@ def unusable_file(diagnostics, rules) -> Optional[str]:
     return None
 
 
-_frameworks_cache: dict[int, tuple[str, frozenset[str]]] = {}
+@lru_cache(maxsize=8)  # one parse per file, whatever its number of findings
+def _frameworks_of(text: str) -> frozenset[str]:
+    try:
+        return ModuleFacts(cst.parse_module(text)).frameworks
+    except (cst.ParserSyntaxError, RecursionError):
+        return frozenset()
 
 
 def _frameworks(source) -> frozenset[str]:
-    text = source.text
-    got = _frameworks_cache.get(id(source))
-    if got is not None and got[0] is text:
-        return got[1]
-    try:
-        roots = ModuleFacts(cst.parse_module(text)).frameworks
-    except (cst.ParserSyntaxError, RecursionError):
-        roots = frozenset()
-    _frameworks_cache[id(source)] = (text, roots)
-    return roots
+    return _frameworks_of(source.text)
 
 
 def foreign_framework(source, diag) -> Optional[str]:
