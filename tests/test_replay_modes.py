@@ -98,6 +98,14 @@ def test_el201_el202_in_a_method_with_a_stand_in_for_self(replayed):
     assert (row["written_value"], row["fixed_value"]) == (1.0, 0.0)
 
 
+def test_el201_in_a_method_whose_init_builds_a_torchmetrics_metric(replayed):
+    pytest.importorskip("torchmetrics")
+    row = _row(replayed(REPLAY / "el201_method_with_metric.py"), "EL201")
+    assert row["verdict"] == "confirmed", row
+    assert row["written_value"] > 0 and not row["fixed_value"]
+    assert "train mode" in row["written"] and "eval mode" in row["fixed"]
+
+
 def test_el201_mode_passes_differ_as_written(replayed):
     row = _row(replayed(REPLAY / "el201_no_eval.py"), "EL201")
     assert row["verdict"] == "confirmed", row

@@ -123,6 +123,9 @@ def _is_setup_call(stmt: cst.BaseStatement, standins: set[str]) -> bool:
             root = func.value
             if isinstance(root, cst.Name) and root.value in standins and func.attr.value in _SETUP_METHODS:
                 continue
+            if isinstance(root, cst.Attribute) and isinstance(root.value, cst.Name) and root.value.value == "self" \
+                    and func.attr.value in _SETUP_METHODS:
+                continue  # `self.model.eval()`: the stand-in `self`'s model
             if isinstance(root, cst.Name) and root.value == "torch" and func.attr.value == "set_grad_enabled":
                 continue
         return False
@@ -214,7 +217,7 @@ class _Cutter:
                 roles[n] = "literal"  # a parameter's default value: what a plain call passes
                 missing.remove(n)
             if "self" in missing:
-                self.self_attrs, self.self_why = self_roles(region_module.code, self.scope_class)
+                self.self_attrs, self.self_why = self_roles(region_module.code, self.scope_class, self.tree.module)
                 if self.self_attrs is not None:
                     roles["self"] = "self"
                     missing.remove("self")
@@ -311,7 +314,8 @@ class _Cutter:
                     chosen.append(stmt)
                     needed = (needed - use.writes) | use.reads | use.aug
                     accumulators.extend(sorted(t for t in targets if t in produced))
-                elif simple and _is_setup_call(stmt, standins) and use.reads <= available:
+                elif simple and _is_setup_call(stmt, standins) and \
+                        use.reads <= available | ({"self"} if self.scope_class is not None else set()):
                     chosen.append(stmt)
                 else:
                     blocked |= use.writes & needed  # defined by code we do not run: a stand-in

@@ -45,8 +45,43 @@ def _literal(expr: cst.BaseExpression):
         return False, None
 
 
-def self_roles(region_code: str, cls: Optional[cst.ClassDef]) -> tuple[Optional[dict], str]:
-    """({attribute: role or {"literal": value}}, "") or (None, why not)."""
+def _metric_imports(module: Optional[cst.Module]) -> tuple[list[str], set[str]]:
+    """The module's torchmetrics imports, one name a line, and the names they bind."""
+    if module is None:
+        return [], set()
+    lines: list[str] = []
+    bound: set[str] = set()
+    for node in ast.parse(module.code).body:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "torchmetrics":
+                    lines.append(ast.unparse(ast.Import(names=[a])))
+                    bound.add((a.asname or a.name).split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and not node.level \
+                and (node.module or "").split(".")[0] == "torchmetrics":
+            for a in node.names:
+                if a.name != "*":
+                    lines.append(ast.unparse(ast.ImportFrom(module=node.module, names=[a], level=0)))
+                    bound.add(a.asname or a.name)
+    return lines, bound
+
+
+def _metric_construct(expr: cst.BaseExpression, bound: set[str]) -> bool:
+    """`torchmetrics.Accuracy(task=...)`, `MulticlassF1Score(num_classes=10)` with literal arguments."""
+    if not isinstance(expr, cst.Call):
+        return False
+    root = expr.func
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    if not (isinstance(root, cst.Name) and root.value in bound):
+        return False
+    return all(_literal(a.value)[0] for a in expr.args)
+
+
+def self_roles(region_code: str, cls: Optional[cst.ClassDef],
+               module: Optional[cst.Module] = None) -> tuple[Optional[dict], str]:
+    """({attribute: role, {"literal": value} or {"construct": code, "imports": [...]}}, "")
+    or (None, why not). Metrics the constructor builds with literal arguments are built."""
     if cls is None:
         return None, "no stand-in for `self`"
     assigned = _init_assignments(cls)
@@ -61,10 +96,10 @@ def self_roles(region_code: str, cls: Optional[cst.ClassDef]) -> tuple[Optional[
             return None, f"no stand-in for `self.{attr}`: `__init__` does not assign it"
     renamed = _ATTR.sub(lambda m: _PREFIX + m.group(1), region_code)
     try:
-        module = cst.parse_module(renamed)
+        renamed_module = cst.parse_module(renamed)
     except cst.ParserSyntaxError:
         return None, "no stand-in for `self`"
-    roles = infer_roles(module, [_PREFIX + a for a in used])
+    roles = infer_roles(renamed_module, [_PREFIX + a for a in used])
     out: dict = {}
     for attr in used:
         role = roles.get(_PREFIX + attr)
@@ -72,7 +107,12 @@ def self_roles(region_code: str, cls: Optional[cst.ClassDef]) -> tuple[Optional[
             out[attr] = role
             continue
         ok, value = _literal(assigned[attr])
-        if not ok:
-            return None, f"no stand-in for `self.{attr}`"
-        out[attr] = {"literal": value}
+        if ok:
+            out[attr] = {"literal": value}
+            continue
+        imports, bound = _metric_imports(module)
+        if _metric_construct(assigned[attr], bound):
+            out[attr] = {"construct": cst.Module(body=[]).code_for_node(assigned[attr]), "imports": imports}
+            continue
+        return None, f"no stand-in for `self.{attr}`"
     return out, ""

@@ -97,7 +97,8 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "stale": lambda: _training_batch_outputs(torch, world, device, seed),
     }
     # A method's `self`: its attributes stand in by their roles (see selfstub.py).
-    makers["self"] = lambda: _SelfStandIn({a: makers[r]() if isinstance(r, str) else r["literal"]
+    makers["self"] = lambda: _SelfStandIn({a: makers[r]() if isinstance(r, str) else
+                                           _construct(r, device) if "construct" in r else r["literal"]
                                            for a, r in (self_attrs or {}).items()})
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
 
@@ -109,6 +110,16 @@ def _training_batch_outputs(torch, world: dict, device, seed: int):
     model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device).eval()
     with torch.no_grad():
         return model(train["X"])
+
+
+def _construct(attr: dict, device):
+    """A metric the class's `__init__` builds (`torchmetrics.Accuracy(task=...)`)."""
+    from .metrics_child import _torchmetrics, exec_imports
+
+    _torchmetrics()  # imported past the stand-in torchvision; says how to install it when absent
+    ns: dict = {"__builtins__": __builtins__}
+    exec_imports(ns, attr["imports"])
+    return eval(compile(attr["construct"], "<replay-self>", "eval"), ns).to(device)
 
 
 class _SelfStandIn:
@@ -145,5 +156,5 @@ def ground_truth(torch, world: dict, device, seed: int) -> dict:
                 else f.binary_cross_entropy(out, target))
     else:
         loss = f.cross_entropy(out, data["y"].to(device))
-    return {"correct": correct, "errors": n - correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
-            "loss": float(loss.item())}
+    return {"correct": correct, "errors": n - correct, "total": n, "fraction": correct / n,
+            "percent": 100.0 * correct / n, "loss": float(loss.item())}
