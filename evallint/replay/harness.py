@@ -166,10 +166,10 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
             "n_train": report.n_train, "examples": [list(e) for e in report.examples[:3]]}
 
 
-def _run_metrics(torch, job: dict, code: str, seed: int, limit: float) -> dict:
-    from evallint.replay import metrics_child
-
-    from evallint.replay import modules
+def _run_definitions(torch, job: dict, code: str, seed: int, limit: float) -> dict:
+    """Jobs that run the file's own definitions: a LightningModule's steps, a metric's
+    constructor, an nn.Module's forward (metrics_child.py, modules.py)."""
+    from evallint.replay import metrics_child, modules
 
     run = {"logged": metrics_child.run_logged, "average": metrics_child.run_average,
            "module": modules.run_module}[job["kind"]]
@@ -218,7 +218,7 @@ def main() -> int:
                 if job["kind"] == "region":
                     result["versions"][version] = _run_region(torch, job, code, device, seed, limit)
                 elif job["kind"] in ("logged", "average", "module"):
-                    result["versions"][version] = _run_metrics(torch, job, code, seed, limit)
+                    result["versions"][version] = _run_definitions(torch, job, code, seed, limit)
                 else:
                     result["versions"][version] = _run_datasets(torch, job, code, limit)
             if job["kind"] == "region":
