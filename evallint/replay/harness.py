@@ -2,8 +2,9 @@
 
 Run as a script (`python -I harness.py`), never imported by the linter. Reads the jobs
 as JSON on stdin and writes one result line per job on stdout, each prefixed with
-MARK. Each job gets a time limit; the network is disabled; only the cut regions run,
-never the user's module.
+MARK. Each job gets a time limit; the network is disabled; only the cut regions run
+(and, for the probes that need them, the file's class and function definitions and
+literal constants), never the user's module as a whole.
 """
 from __future__ import annotations
 
