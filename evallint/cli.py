@@ -330,10 +330,12 @@ def replay(path, select, device, seed, fmt, config_file) -> None:
     from .replay import cli_replay
     rules = _rules()
     try:
-        settings = load_settings(Path(path), Path(config_file) if config_file else None, rules=rules)
+        # The selection is read as `check` reads it: unknown codes are errors (exit 2).
+        settings = load_settings(Path(path), Path(config_file) if config_file else None, rules=rules,
+                                 select=_codes(select))
     except ConfigError as exc:
         _fail(str(exc))
-    sys.exit(cli_replay(path, set(_codes(select) or []) or None, device, seed, fmt, settings, rules))
+    sys.exit(cli_replay(path, None, device, seed, fmt, settings, rules))
 
 
 @main.command()

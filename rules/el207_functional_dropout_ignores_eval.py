@@ -55,7 +55,7 @@ class FunctionalDropoutIgnoresEval(Rule):
     severity = Severity.ERROR
     fixable = Applicability.UNSAFE
     tokens = (("dropout",), TORCH_TOKENS)
-    replay_probe = None
+    replay_probe = "eval_passes"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

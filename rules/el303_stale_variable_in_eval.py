@@ -45,7 +45,7 @@ class StaleVariableInEval(Rule):
     severity = Severity.ERROR
     fixable = None
     tokens = (("backward",), TORCH_TOKENS)
-    replay_probe = "metric"
+    replay_probe = "stale"
 
     def check(self, facts: ModuleFacts):
         if not facts.uses_torch:

@@ -70,6 +70,7 @@ class LoggedMetricValue(Rule):
     severity = Severity.WARNING
     fixable = Applicability.SAFE
     tokens = (("log",), ("torchmetrics",), ("lightning", "Lightning"))
+    replay_probe = "logged"
 
     def check(self, facts: ModuleFacts):
         if "torchmetrics" not in facts.frameworks:

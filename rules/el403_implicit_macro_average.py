@@ -59,6 +59,7 @@ class ImplicitMacroAverage(Rule):
     severity = Severity.WARNING
     fixable = Applicability.SAFE
     tokens = (("Multiclass", "Multilabel", "multiclass_", "multilabel_"), ("torchmetrics",))
+    replay_probe = "average"
 
     def check(self, facts: ModuleFacts):
         if "torchmetrics" not in facts.frameworks:

@@ -2,8 +2,9 @@
 
 Run as a script (`python -I harness.py`), never imported by the linter. Reads the jobs
 as JSON on stdin and writes one result line per job on stdout, each prefixed with
-MARK. Each job gets a time limit; the network is disabled; only the cut regions run,
-never the user's module.
+MARK. Each job gets a time limit; the network is disabled; only the cut regions run
+(and, for the probes that need them, the file's class and function definitions and
+literal constants), never the user's module as a whole.
 """
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def _run_region(torch, job: dict, code: str, device, seed: int, limit: float) ->
     runs = []
     for _ in range(2):  # two passes over the same data: do they agree?
         bindings, model = standins.build(torch, job["world"], job["roles"], device, seed,
-                                         job.get("model_mode", "train"))
+                                         job.get("model_mode", "train"), job.get("self_attrs"))
+        bindings.update(job.get("literals") or {})
         ns, missing = _namespace(job["imports"], bindings)
         if job.get("max_iterations"):
             ns["range"] = _capped_range(job["max_iterations"])
@@ -183,6 +185,25 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
             "n_train": report.n_train, "examples": [list(e) for e in report.examples[:3]]}
 
 
+def _run_definitions(torch, job: dict, code: str, seed: int, limit: float) -> dict:
+    """Jobs that run the file's own definitions: a LightningModule's steps, a metric's
+    constructor, an nn.Module's forward (metrics_child.py, modules.py)."""
+    from evallint.replay import metrics_child, modules
+
+    run = {"logged": metrics_child.run_logged, "average": metrics_child.run_average,
+           "module": modules.run_module}[job["kind"]]
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return run(torch, job, code, seed)
+    except metrics_child.NeedsTorchmetrics as exc:
+        return {"error": str(exc)}
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a reason
+        return {"error": _error_text(exc)}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def main() -> int:
     # The package root, so that `evallint` imports even without an install.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -215,6 +236,8 @@ def main() -> int:
                     continue
                 if job["kind"] == "region":
                     result["versions"][version] = _run_region(torch, job, code, device, seed, limit)
+                elif job["kind"] in ("logged", "average", "module"):
+                    result["versions"][version] = _run_definitions(torch, job, code, seed, limit)
                 else:
                     result["versions"][version] = _run_datasets(torch, job, code, limit)
             if job["kind"] == "region":

@@ -13,6 +13,9 @@ in PROBES.
 - graph:   a running total holds an autograd graph as written, a number after the fix
 - train_mode: training steps that run with the model in eval mode (a later epoch after
            an evaluation that never switched back)
+- eval_passes: the file's own nn.Module, two passes in eval mode on one input (modules.py)
+- logged, average: torchmetrics values as Lightning logs them, per-class averages
+           (metric_probes.py)
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from .metric_probes import judge_average, judge_logged
+from .modules import judge_eval_passes
 from .region import Sink
 from .report import CONFIRMED, NOT_REPLAYABLE, NOT_REPRODUCED
 
@@ -89,6 +94,8 @@ def unit_of(sink: Sink) -> str:
         return "percent"
     if "/" in text or re.search(r"\bmean\b|accuracy|acc\b", text):
         return "fraction"
+    if re.search(r"err|wrong|mistake", sink.label, re.I) and "/" not in text:
+        return "errors"  # a count of misclassified samples
     if re.search(r"total|count|num|seen|samples|^n$", sink.label, re.I):
         return "total"
     return "correct"
@@ -455,6 +462,12 @@ PROBES: dict[str, Probe] = {
     "params": Probe("params", "region", judge_params),
     "train_mode": Probe("train_mode", "region", judge_train_mode),
     "graph": Probe("graph", "region", judge_graph),
+    # A name the evaluation loop reads but only training defined: its stand-in is the
+    # model's output on another (training) batch; judged as a metric.
+    "stale": Probe("stale", "region", judge_metric),
+    "eval_passes": Probe("eval_passes", "module", judge_eval_passes),
+    "logged": Probe("logged", "logged", judge_logged),
+    "average": Probe("average", "average", judge_average),
 }
 
 

@@ -18,8 +18,9 @@ import libcst as cst
 from ..facts.exprs import target_names
 from ..facts.flow import statements_in
 from ..facts.index import Stmt
-from .names import BUILTINS, expr_reads, free_names
+from .names import BUILTINS, NameUse, expr_reads, free_names
 from .roles import FULL_BATCH_ROLES, STANDIN_ROLES, infer_roles
+from .selfstub import self_roles
 from .tree import RegionError, Tree, after, before, block_units, code_of, path, smalls, unit
 
 __all__ = ["RETURN_NAME", "RegionError", "Region", "Sink", "cut_region", "anchor_start", "cut_at", "has_io"]
@@ -47,6 +48,8 @@ class Region:
     metric: Optional[Sink]
     anchor_line: int           # in the text the region was cut from
     flagged: frozenset[str]
+    self_attrs: Optional[dict] = field(default=None, hash=False)  # the stand-in `self`'s attributes
+    literals: dict = field(default_factory=dict, hash=False)      # parameters bound to their defaults
 
 
 def _anchor(tree: Tree, line: int, training: bool = False) -> Stmt:
@@ -121,6 +124,9 @@ def _is_setup_call(stmt: cst.BaseStatement, standins: set[str]) -> bool:
             root = func.value
             if isinstance(root, cst.Name) and root.value in standins and func.attr.value in _SETUP_METHODS:
                 continue
+            if isinstance(root, cst.Attribute) and isinstance(root.value, cst.Name) and root.value.value == "self" \
+                    and func.attr.value in _SETUP_METHODS:
+                continue  # `self.model.eval()`: the stand-in `self`'s model
             if isinstance(root, cst.Name) and root.value == "torch" and func.attr.value == "set_grad_enabled":
                 continue
         return False
@@ -142,7 +148,8 @@ def _rewrite_returns(stmt: cst.BaseStatement) -> cst.BaseStatement:
 
 class _Cutter:
     def __init__(self, tree: Tree, anchor: Stmt, flagged: frozenset[str],
-                 position: Optional[tuple[int, int]] = None) -> None:
+                 position: Optional[tuple[int, int]] = None, given_roles: Optional[dict] = None) -> None:
+        self.given_roles = dict(given_roles or {})  # roles a probe assigns (a stale name)
         self.tree = tree
         self.flagged = flagged
         self.position = position  # the finding's (line, column): which value is its own
@@ -151,6 +158,12 @@ class _Cutter:
                     default=-1)
         # Levels from the scope's body down to the anchor.
         self.levels = chain[scope + 1:]
+        # The class of a method the region is cut from: its `__init__` may stand in for `self`.
+        self.scope_class = chain[scope - 1].node if scope >= 1 and isinstance(chain[scope - 1].node, cst.ClassDef) \
+            and isinstance(chain[scope].node, cst.FunctionDef) else None
+        self.self_attrs: Optional[dict] = None
+        self.self_why = ""
+        self.param_defaults = _literal_defaults(chain[scope].node) if scope >= 0 else {}
         self.anchor_stmt = anchor
         self.anchor = unit(anchor)
         self.imports, self.modules = tree.imports()
@@ -180,21 +193,39 @@ class _Cutter:
 
         excluded: set[int] = set()
         first_missing: list[str] = []
-        for _ in range(8):  # drop statements whose inputs nothing can provide, to a fixed point
+        helpers: dict[str, cst.FunctionDef] = {}  # the file's functions the region calls
+        for _ in range(12):  # drop statements whose inputs nothing can provide, to a fixed point
             post = {d: [st for st in stmts if id(st) not in excluded] for d, stmts in post.items()}
             prior, accumulators = self._prior(post, available, standins, produced, excluded)
-            body = self._assemble(prior, post)
+            body = list(helpers.values()) + self._assemble(prior, post)
             region_module = cst.Module(body=body, default_indent=self.tree.module.default_indent,
                                        default_newline=self.tree.module.default_newline)
             region_tree = Tree(region_module)
-            free = [n for n in free_names(region_tree.use(u) for u in body)
+            free = [n for n in free_names(_function_use(region_tree.use(u), u) if u in helpers.values()
+                                          else region_tree.use(u) for u in body)
                     if n not in BUILTINS and n not in self.modules]
+            called = {n: f for n, f in self._helper_functions().items() if n in free and n not in helpers}
+            if called:  # `test(loader, model)` defined in this file: its definition runs too
+                helpers.update(called)
+                continue
             candidates = [n for n in free if n not in self.local_defs]
             roles = infer_roles(region_module, candidates)
+            roles.update({n: r for n, r in self.given_roles.items() if n in candidates})
             for n in candidates:  # a name the scope shows to be a model/loader keeps that role
                 if n not in roles and n in scope_roles:
                     roles[n] = scope_roles[n]
             missing = [n for n in free if n not in roles]
+            for n in [n for n in missing if n in self._stale_names()]:
+                roles[n] = "stale"  # only the training loop defines it: its last batch's value
+                missing.remove(n)
+            for n in [n for n in missing if n in self.param_defaults]:
+                roles[n] = "literal"  # a parameter's default value: what a plain call passes
+                missing.remove(n)
+            if "self" in missing:
+                self.self_attrs, self.self_why = self_roles(region_module.code, self.scope_class, self.tree.module)
+                if self.self_attrs is not None:
+                    roles["self"] = "self"
+                    missing.remove("self")
             first_missing = first_missing or missing
             culprits = [st for stmts in list(prior.values()) + list(post.values()) for st in stmts
                         if id(st) not in excluded and set(missing) & self.tree.use(st).reads]
@@ -212,7 +243,9 @@ class _Cutter:
         own_sink = next((s for s in reversed(all_sinks) if s.label == own_label), None)
         return Region(code=region_module.code, imports=tuple(self.imports), free=tuple(free), roles=roles,
                       sinks=tuple(all_sinks), metric=own_sink or _pick_metric(all_sinks, self.flagged),
-                      anchor_line=self.tree.start(self.anchor_stmt)[0], flagged=self.flagged)
+                      anchor_line=self.tree.start(self.anchor_stmt)[0], flagged=self.flagged,
+                      self_attrs=self.self_attrs if "self" in roles else None,
+                      literals={n: v for n, v in self.param_defaults.items() if roles.get(n) == "literal"})
 
     def _post(self, available: set[str], produced: set[str], defs):
         """Later statements, per level: those that use what the region produced, and
@@ -280,11 +313,15 @@ class _Cutter:
                 if simple and any(isinstance(x, (cst.Return, cst.Raise)) for x in smalls(stmt)):
                     break
                 targets = use.writes & (needed - blocked - standins)
-                if simple and targets and id(stmt) not in excluded and not has_io(self.tree, stmt):
+                # `with torch.no_grad(): per_class = torch.zeros(10)`: a block of plain lines
+                plain_with = isinstance(stmt, cst.With) and isinstance(stmt.body, cst.IndentedBlock) and \
+                    all(isinstance(b, cst.SimpleStatementLine) for b in stmt.body.body)
+                if (simple or plain_with) and targets and id(stmt) not in excluded and not has_io(self.tree, stmt):
                     chosen.append(stmt)
                     needed = (needed - use.writes) | use.reads | use.aug
                     accumulators.extend(sorted(t for t in targets if t in produced))
-                elif simple and _is_setup_call(stmt, standins) and use.reads <= available:
+                elif simple and _is_setup_call(stmt, standins) and \
+                        use.reads <= available | ({"self"} if self.scope_class is not None else set()):
                     chosen.append(stmt)
                 else:
                     blocked |= use.writes & needed  # defined by code we do not run: a stand-in
@@ -307,6 +344,20 @@ class _Cutter:
         return out
 
     # -- helpers ------------------------------------------------------------------
+    def _stale_names(self) -> set[str]:
+        """Names evaluation loops of the file read while only training loops define them."""
+        if not hasattr(self, "_stale"):
+            self._stale = {r.name for r in self.tree.facts.stale_reads}
+        return self._stale
+
+    def _helper_functions(self) -> dict[str, cst.FunctionDef]:
+        """Top-level functions of the file that touch no files or network, other than
+        the one the region is cut from: defining them runs nothing."""
+        own = {id(unit(s)) for s in self.levels}
+        return {s.node.name.value: s.node for s in self.tree.index.top
+                if isinstance(s.node, cst.FunctionDef) and id(s.node) not in own
+                and not has_io(self.tree, s.node)}
+
     def _roles(self) -> dict[str, str]:
         """Roles of names from their use anywhere in the scope up to the region's end."""
         scope_block = block_units(self.levels[0])
@@ -402,12 +453,36 @@ class _Cutter:
                 for t in s.node.targets if isinstance(t.target, cst.Name)}
 
     def _explain_missing(self, name: str) -> str:
+        if name == "self" and self.self_why:
+            return self.self_why
         origin = self.tree.origin(name)
         if origin is not None:
             return f"`{name}` comes from `{origin}`, which replay does not import"
         if name in self.local_defs:
             return f"`{name}` is defined in this file; replay does not run the module's code"
         return f"no stand-in for `{name}`"
+
+
+def _literal_defaults(node) -> dict:
+    """The enclosing function's parameters whose defaults are plain literals."""
+    import ast
+
+    out: dict = {}
+    if not isinstance(node, cst.FunctionDef):
+        return out
+    for p in (*node.params.params, *node.params.kwonly_params):
+        if p.default is None:
+            continue
+        try:
+            out[p.name.value] = ast.literal_eval(code_of(p.default))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return out
+
+
+def _function_use(use: NameUse, node: cst.FunctionDef) -> NameUse:
+    """A helper's definition binds only its name; its parameters and locals stay inside."""
+    return NameUse(reads=use.reads - use.writes, writes=frozenset({node.name.value}), aug=frozenset())
 
 
 def _reported_exprs(call: cst.Call) -> list[str]:
@@ -485,12 +560,14 @@ def _flagged_names(tree: Tree, line: int) -> frozenset[str]:
     return frozenset()
 
 
-def cut_region(text: str, line: int, training: bool = False, column: Optional[int] = None) -> Region:
+def cut_region(text: str, line: int, training: bool = False, column: Optional[int] = None,
+               roles: Optional[dict] = None) -> Region:
     """Cut the region around the finding at `line` of `text` (`column`: which value of
-    the flagged statement is the finding's own)."""
+    the flagged statement is the finding's own; `roles`: names whose stand-in the probe
+    chooses)."""
     tree = Tree.parse(text)
     return _Cutter(tree, _anchor(tree, line, training), _flagged_names(tree, line),
-                   (line, column) if column is not None else None).cut()
+                   (line, column) if column is not None else None, roles).cut()
 
 
 def anchor_start(text: str, line: int, training: bool = False) -> tuple[tuple[int, int], type]:

@@ -34,12 +34,13 @@ def _text(report: ReplayReport) -> str:
         return buf.getvalue()
     table = Table(show_lines=False)
     for col in ("rule", "line", "metric", "as written", "after fix", "ground truth", "verdict"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col == "line")  # "4 (cell 6)" stays whole
     for f in report.findings:
         verdict = f.verdict_text if f.verdict != CONFIRMED else f"{CONFIRMED}: {f.reason}"
         if f.verdict == NOT_REPRODUCED and f.reason:
             verdict = f"{NOT_REPRODUCED}: {f.reason}"
-        table.add_row(f.code, str(f.line), f.metric or "—", f.written or "—", f.fixed or "—", f.truth or "—",
+        line = str(f.line) if f.cell is None else f"{f.line} (cell {f.cell})"  # as `check` counts it
+        table.add_row(f.code, line, f.metric or "—", f.written or "—", f.fixed or "—", f.truth or "—",
                       verdict, style=_STYLE.get(f.verdict, ""))
     console.print(table)
     for note in report.notes:

@@ -26,6 +26,7 @@ class FindingReplay:
     together: Optional[str] = None   # with the fixes of the findings sharing the metric
     together_value: Optional[float] = None
     seconds: Optional[float] = None  # child time spent on this finding
+    cell: Optional[int] = None       # notebooks: the cell the line counts in, as `check` shows it
 
     @property
     def verdict_text(self) -> str:

@@ -13,6 +13,8 @@ from .positions import edit_spans, map_position, virtual_line
 from .probes import Evidence, Probe, probes_of
 from .region import Region, RegionError, anchor_start, cut_at, cut_region
 from .report import NOT_REPLAYABLE, FindingReplay, ReplayReport
+from .scope import foreign_framework, needs_device, unusable_file
+from .stale import stale_roles, stale_world
 from .world import world_for
 from .worldfacts import arith_regions, world_from_setup
 
@@ -45,6 +47,9 @@ def run_replay(path: str, select: Optional[set[str]], device: str, seed: int, se
     from ..engine import lint_path  # the engine is only needed here; keeps imports light
 
     result = lint_path(path, settings, rules)
+    unusable = unusable_file(result.diagnostics, rules)
+    if unusable:  # as `check` reports it: a file that cannot be read or parsed has nothing to run
+        return ReplayReport(path=path, seed=seed, error=unusable)
     if result.source is None:
         why = "; ".join(d.message for d in result.diagnostics) or "the file cannot be read"
         return ReplayReport(path=path, seed=seed, error=why)
@@ -131,6 +136,10 @@ def _rule(rules, code: str):
 def _prepare(source, diag, rule_cls) -> _Prepared:
     probes = probes_of(rule_cls) if rule_cls is not None else ()
     p = _Prepared(diag, probes)
+    foreign = foreign_framework(source, diag)
+    if foreign:
+        p.skip = foreign
+        return p
     if not probes:
         p.skip = f"{diag.code} has no replay probe"
         return p
@@ -143,6 +152,12 @@ def _prepare(source, diag, rule_cls) -> _Prepared:
     try:
         if probes[0].job == "datasets":
             p.job = _datasets_job(source, text, line, diag, fixed_source)
+        elif probes[0].job == "module":
+            from .modules import module_job
+
+            p.job = module_job(text, line, fixed_source.text if fixed_source is not None else None)
+        elif probes[0].job in ("logged", "average"):
+            p.job = _metrics_job(probes[0].job, source, text, line, diag, fixed_source)
         else:
             p.job = _region_job(p, source, text, line, diag, fixed_source)
     except RegionError as exc:
@@ -159,7 +174,8 @@ def _fixed_position(source, text: str, fixed_source, diag, pos: tuple[int, int])
 def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) -> dict:
     # A finding about an evaluation loop that trains is replayed with its training steps.
     training = any(probe.name in _TRAINING_PROBES for probe in p.probes)
-    p.written = cut_region(text, line, training, diag.column)
+    given = stale_roles(text, line, diag) if any(probe.name == "stale" for probe in p.probes) else {}
+    p.written = cut_region(text, line, training, diag.column, given)
     if fixed_source is not None:
         start, kind = anchor_start(text, line, training)
         at_line, at_col = _fixed_position(source, text, fixed_source, diag, (line, diag.column - 1))
@@ -182,10 +198,15 @@ def _region_job(p: _Prepared, source, text: str, line: int, diag, fixed_source) 
         imports += [i for i in p.fixed.imports if i not in imports]
     code = p.written.code + "\n" + (p.fixed.code if p.fixed else "")
     world = world_from_setup(world_for(code), code, source, roles, line)
+    if given or "stale" in p.written.roles.values():
+        world = stale_world(world)
     # A fresh module is in training mode; only the mode probe keeps that default, so that
     # the other probes see the rule's own bug and not a missing `model.eval()` as well.
     train_mode = any(probe.name in ("mode", "train_mode") for probe in p.probes)
-    return {"max_iterations": _MAX_TRAINING_ITERATIONS if training else None, "kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
+    self_attrs = {**(p.written.self_attrs or {}), **((p.fixed.self_attrs if p.fixed else None) or {})}
+    literals = {**p.written.literals, **(p.fixed.literals if p.fixed else {})}
+    return {"self_attrs": self_attrs or None, "literals": literals,
+            "max_iterations": _MAX_TRAINING_ITERATIONS if training else None, "kind": "region", "versions": {"written": p.written.code, "fixed": p.fixed.code if p.fixed else None},
             "imports": imports, "roles": roles, "world": world.to_json(), "sinks": exprs,
             "model_mode": "train" if train_mode else "eval",
             "graph_names": sorted(p.written.flagged) if any(pr.name == "graph" for pr in p.probes) else []}
@@ -235,6 +256,20 @@ def _share_metrics(source, group: list[_Prepared]) -> None:
             p.job["imports"] += [i for i in region.imports if i not in p.job["imports"]]
 
 
+def _metrics_job(kind: str, source, text: str, line: int, diag, fixed_source) -> dict:
+    from .lightning import average_job, logged_job
+
+    fixed_text = fixed_source.text if fixed_source is not None else None
+    if kind == "logged":
+        job = logged_job(text, line, fixed_text)
+    else:
+        start = (line, diag.column - 1)
+        pos = _fixed_position(source, text, fixed_source, diag, start) if fixed_source is not None else None
+        job = average_job(text, line, diag.column, fixed_text, pos)
+    job["line"] = line
+    return job
+
+
 def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
     written = build_datasets_code(text, line)
     fixed = None
@@ -251,10 +286,10 @@ def _datasets_job(source, text: str, line: int, diag, fixed_source) -> dict:
 def _judge(p: _Prepared, results: dict) -> FindingReplay:
     d = p.diag
     if p.skip is not None:
-        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, p.skip)
+        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, p.skip, cell=d.cell)
     result = results.get(p.job["id"])
     if result is None:
-        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, "the replay ran out of time")
+        return FindingReplay(d.code, d.line, NOT_REPLAYABLE, "the replay ran out of time", cell=d.cell)
     sinks = p.job.get("sinks", [])
     ev = Evidence(result=result, has_fix=d.fix is not None,
                   metric=p.written.metric if p.written else None,
@@ -269,12 +304,14 @@ def _judge(p: _Prepared, results: dict) -> FindingReplay:
     judged = [(probe, probe.judge(ev)) for probe in p.probes]
     probe, j = next(((pr, jj) for pr, jj in judged if jj.verdict == "confirmed"), judged[0])
     reason = j.reason
+    if j.verdict == NOT_REPLAYABLE:
+        reason = needs_device(reason) or reason
     if d.fix is not None and p.job["versions"].get("fixed") is None:
         reason += " (the fixed code could not be cut)"
     return FindingReplay(d.code, d.line, j.verdict, reason, probe=probe.name, metric=j.metric, written=j.written,
                          fixed=j.fixed, truth=j.truth, written_value=j.written_value, fixed_value=j.fixed_value,
                          truth_value=j.truth_value, together=j.together, together_value=j.together_value,
-                         seconds=result.get("seconds"))
+                         seconds=result.get("seconds"), cell=d.cell)
 
 
 def _alternatives(sinks: list[str], written: Optional[Region], fixed: Optional[Region]) -> tuple:

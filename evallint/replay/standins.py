@@ -75,7 +75,8 @@ def make_model_class(torch):
     return PlantedModel
 
 
-def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = "train") -> tuple[dict, Any]:
+def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = "train",
+          self_attrs: Any = None) -> tuple[dict, Any]:
     """Bind each free name to its stand-in; returns (bindings, model)."""
     data = make_data(torch, world, device, seed)
     model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device)
@@ -106,8 +107,37 @@ def build(torch, world: dict, roles: dict, device, seed: int, model_mode: str = 
         "transformer": lambda: _IdentityTransformer(),
         "counter": lambda: 0,
         "epochs": lambda: 2,
+        "stale": lambda: _training_batch_outputs(torch, world, device, seed),
     }
+    # A method's `self`: its attributes stand in by their roles (see selfstub.py).
+    makers["self"] = lambda: _SelfStandIn({a: makers[r]() if isinstance(r, str) else
+                                           _construct(r, device) if "construct" in r else r["literal"]
+                                           for a, r in (self_attrs or {}).items()})
     return {name: makers[role]() for name, role in roles.items() if role in makers}, model
+
+
+def _training_batch_outputs(torch, world: dict, device, seed: int):
+    """What a name left over from the training loop holds: the model's outputs on one
+    training batch (other samples than the evaluation data, one batch long)."""
+    train = make_data(torch, {**world, "n": world["batch_size"]}, device, seed + 1)
+    model = make_model_class(torch)(world["classes"], world["head"], world["binary_output"]).to(device).eval()
+    with torch.no_grad():
+        return model(train["X"])
+
+
+def _construct(attr: dict, device):
+    """A metric the class's `__init__` builds (`torchmetrics.Accuracy(task=...)`)."""
+    from .metrics_child import _torchmetrics, exec_imports
+
+    _torchmetrics()  # imported past the stand-in torchvision; says how to install it when absent
+    ns: dict = {"__builtins__": __builtins__}
+    exec_imports(ns, attr["imports"])
+    return eval(compile(attr["construct"], "<replay-self>", "eval"), ns).to(device)
+
+
+class _SelfStandIn:
+    def __init__(self, attrs: dict) -> None:
+        self.__dict__.update(attrs)
 
 
 class _IdentityTransformer:
@@ -142,6 +172,7 @@ def ground_truth(torch, world: dict, device, seed: int) -> dict:
     # The loader's last batch (the short one): the truth of a value printed per batch.
     start = n - (n % world["batch_size"] or world["batch_size"])
     last = int((data["pred"][start:] == data["y"][start:]).sum())
-    return {"correct": correct, "total": n, "fraction": correct / n, "percent": 100.0 * correct / n,
-            "loss": float(loss.item()), "last_correct": last, "last_total": n - start,
-            "last_fraction": last / (n - start), "last_percent": 100.0 * last / (n - start)}
+    return {"correct": correct, "errors": n - correct, "total": n, "fraction": correct / n,
+            "percent": 100.0 * correct / n, "loss": float(loss.item()), "last_correct": last,
+            "last_total": n - start, "last_fraction": last / (n - start),
+            "last_percent": 100.0 * last / (n - start)}
