@@ -66,6 +66,12 @@ class LspClient:
             if match(msg):
                 return msg
 
+    def request(self, method: str, params) -> dict:
+        self._id += 1
+        ident = self._id
+        self._send({"id": ident, "method": method, "params": params})
+        return self._wait(lambda m: m.get("id") == ident and "method" not in m).get("result") or {}
+
     def open(self, uri: str, text: str) -> None:
         self._send({"method": "textDocument/didOpen",
                     "params": {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}})

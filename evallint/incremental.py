@@ -2,10 +2,11 @@
 
 The document is cut into top-level statements ("chunks", found with the fast `ast`
 parser; a chunk owns the comment and blank lines above its statement). Chunks are
-tied together by names: a chunk that binds a module-level name (or defines a function
-or class, at any depth) is tied to every chunk that mentions that name, and chunks
-that bind the same name are tied. Import-only chunks are read by everything and tie
-nothing. A "part" is a connected group of chunks plus all import chunks: what the
+tied together by names: the facts layer relates code by name across scopes (a loader
+bound at top level, a function called from the epoch loop, a `model` trained in one
+function and evaluated in another), so two chunks that share any identifier are tied,
+and so is a chunk that reads an attribute another one defines. Import-only chunks are
+read by everything and tie nothing. A "part" is a connected group of chunks plus all import chunks: what the
 facts layer can read about the code of a part lies inside it, so its findings are a
 function of its text alone (and of the project summaries it read, which are checked
 again on reuse).
@@ -20,6 +21,7 @@ errors, carriage returns), the whole document is linted from scratch instead.
 from __future__ import annotations
 
 import ast
+import builtins
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -45,8 +47,8 @@ class Chunk:
     text: str             # its lines, each with its newline (the last one may lack it)
     hub: bool             # only imports: read by every part, ties none
     binds: frozenset      # module-level names it binds
-    members: frozenset    # functions and classes it defines below the top level
-    mentions: frozenset   # every name, attribute, keyword and identifier string in it
+    names: frozenset      # every other identifier in it (any scope), `self.x` included
+    attributes: frozenset # the attribute names it reads or writes
 
 
 def split_chunks(text: str) -> Optional[list[Chunk]]:
@@ -80,8 +82,8 @@ def split_chunks(text: str) -> Optional[list[Chunk]]:
         for stmt in stmts:
             names.visit(stmt, top=True)
         hub = all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in stmts)
-        chunks.append(Chunk(first, last, body, hub, frozenset(names.binds), frozenset(names.members),
-                            frozenset(names.mentions)))
+        chunks.append(Chunk(first, last, body, hub, frozenset(names.binds), frozenset(names.names),
+                            frozenset(names.attributes)))
         previous_end = last
     return chunks
 
@@ -99,63 +101,64 @@ def _line_offsets(text: str) -> list[int]:
 
 
 class _Names:
-    """The names one chunk binds at module level, defines below it, and mentions."""
+    """The identifiers of one chunk: the facts layer relates code by name, across
+    scopes too (a `model` trained in one function is the `model` evaluated in
+    another), so every name a chunk mentions counts, not only module-level ones."""
 
     def __init__(self) -> None:
-        self.binds: set[str] = set()
-        self.members: set[str] = set()
-        self.mentions: set[str] = set()
+        self.binds: set[str] = set()      # module-level names it binds
+        self.names: set[str] = set()      # every other identifier it mentions or defines
+        self.attributes: set[str] = set() # `x.attr` attribute names
 
     def visit(self, node: ast.AST, top: bool) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            (self.binds if top else self.members).add(node.name)
-            self.mentions.add(node.name)
+            (self.binds if top else self.names).add(node.name)
             for child in ast.iter_child_nodes(node):
                 # Decorators, defaults and bases run in the enclosing scope.
-                inner = child in node.body
-                self.visit(child, top and not inner)
+                self.visit(child, top and not any(child is b for b in node.body))
             return
         if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             top = False
         if isinstance(node, ast.Name):
-            self.mentions.add(node.id)
             if top and isinstance(node.ctx, (ast.Store, ast.Del)):
                 self.binds.add(node.id)
+            else:
+                self.names.add(node.id)
         elif isinstance(node, ast.Attribute):
-            self.mentions.add(node.attr)
+            self.attributes.add(node.attr)
+            if isinstance(node.value, ast.Name) and node.value.id in _SELF:
+                self.names.add(f"self.{node.attr}")   # `self.model` in two classes
         elif isinstance(node, ast.keyword) and node.arg:
-            self.mentions.add(node.arg)
+            self.names.add(node.arg)
         elif isinstance(node, ast.arg):
-            self.mentions.add(node.arg)
+            self.names.add(node.arg)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            self.mentions.update(node.names)
             self.binds.update(node.names)   # `global x` in a function binds a module name
         elif isinstance(node, ast.alias):
             local = node.asname or node.name.split(".")[0]
-            self.mentions.add(local)
-            self.mentions.update(node.name.split("."))
-            if top:
-                self.binds.add(local)
+            (self.binds if top else self.names).add(local)
+            self.names.update(node.name.split("."))
         elif isinstance(node, ast.ExceptHandler) and node.name:
-            self.mentions.add(node.name)
-            if top:
-                self.binds.add(node.name)
+            (self.binds if top else self.names).add(node.name)
         elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            self.mentions.add(node.name)
-            if top:
-                self.binds.add(node.name)
+            (self.binds if top else self.names).add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
-            self.mentions.add(node.rest)
-            if top:
-                self.binds.add(node.rest)
+            (self.binds if top else self.names).add(node.rest)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
-            self.mentions.add(node.value)  # getattr(model, "evaluate"), hparams keys
+            self.names.add(node.value)  # getattr(model, "evaluate"), hparams keys
         for child in ast.iter_child_nodes(node):
             self.visit(child, top)
 
 
+_SELF = frozenset({"self", "cls"})
+_BUILTINS = frozenset(dir(builtins))
+
+
 def group_parts(chunks: list[Chunk]) -> list[list[int]]:
-    """Connected groups of non-import chunks (indexes, in document order)."""
+    """Connected groups of non-import chunks (indexes, in document order): chunks tie
+    when they share an identifier, or when one reads an attribute that the other
+    defines or binds. Names that only imports bind (`torch`, `nn`), builtins and
+    `self` tie nothing: every chunk reads them, and an import changes the imports."""
     parent = list(range(len(chunks)))
 
     def find(i: int) -> int:
@@ -169,28 +172,27 @@ def group_parts(chunks: list[Chunk]) -> list[list[int]]:
         if a != b:
             parent[max(a, b)] = min(a, b)
 
-    binders: dict[str, list[int]] = {}
-    definers: dict[str, list[int]] = {}
-    for i, c in enumerate(chunks):
-        if c.hub:
-            continue
-        for name in c.binds:
-            binders.setdefault(name, []).append(i)
-        for name in c.members:
-            if not (name.startswith("__") and name.endswith("__")):  # every class has __init__
-                definers.setdefault(name, []).append(i)
-    for i, c in enumerate(chunks):
-        if c.hub:
-            continue
-        for name in c.mentions | c.binds:
-            for j in binders.get(name, ()):
+    own = [i for i, c in enumerate(chunks) if not c.hub]
+    bound = set().union(*(chunks[i].binds for i in own)) if own else set()
+    imported = set().union(*(c.binds for c in chunks if c.hub)) - bound
+    quiet = (imported | _BUILTINS | _SELF) - bound
+    holder: dict[str, int] = {}
+    for i in own:
+        c = chunks[i]
+        for name in c.binds | c.names:
+            if name in quiet:
+                continue
+            j = holder.setdefault(name, i)
+            if j != i:
                 union(i, j)
-            for j in definers.get(name, ()):
+    for i in own:
+        for name in chunks[i].attributes:
+            j = holder.get(name)
+            if j is not None and name not in quiet:
                 union(i, j)
     groups: dict[int, list[int]] = {}
-    for i, c in enumerate(chunks):
-        if not c.hub:
-            groups.setdefault(find(i), []).append(i)
+    for i in own:
+        groups.setdefault(find(i), []).append(i)
     return list(groups.values())
 
 
@@ -198,9 +200,27 @@ def group_parts(chunks: list[Chunk]) -> list[list[int]]:
 class _Part:
     """One part's lint, in the coordinates of the part's own packed text."""
 
+    source: Source
+    settings: Settings
     diagnostics: list[Diagnostic]
     errors: list[str]
     summaries: dict              # module key -> the summary it read (checked on reuse)
+    verified: Optional[list[Diagnostic]] = None   # with the fixes that hold, once verified
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if not any(d.fix is not None for d in self.diagnostics):
+            self.verified = self.diagnostics  # nothing to verify
+
+    def verify(self, rules: RuleSet) -> list[Diagnostic]:
+        """Apply the part's fixes once, re-check the part, withdraw the fixes that do
+        not hold (see fixer.verify_offered_fixes); done once per part text."""
+        with self.lock:
+            if self.verified is None:
+                result = FileResult(self.source.path, diagnostics=list(self.diagnostics), source=self.source)
+                verify_offered_fixes(self.source, result, self.settings, rules)
+                self.verified = result.diagnostics
+            return self.verified
 
 
 class _RecordingContext:
@@ -238,13 +258,23 @@ class LintStats:
     full_lints: int = 0
     parts_linted: int = 0
     parts_reused: int = 0
+    parts_verified: int = 0
     chunk_lines_linted: int = 0     # lines of the parts linted (own chunks, not imports)
     last: dict = field(default_factory=dict)   # the last lint's breakdown, in ms and counts
 
     def as_dict(self) -> dict:
         return {"full_lints": self.full_lints, "parts_linted": self.parts_linted,
-                "parts_reused": self.parts_reused, "chunk_lines_linted": self.chunk_lines_linted,
-                "last": dict(self.last)}
+                "parts_reused": self.parts_reused, "parts_verified": self.parts_verified,
+                "chunk_lines_linted": self.chunk_lines_linted, "last": dict(self.last)}
+
+
+@dataclass
+class Linted:
+    """One version's result: the findings with the fixes as the rules offer them, and
+    a way to get them with only the fixes that hold (`verified`, run on demand)."""
+
+    result: FileResult
+    verify: Callable[[], list[Diagnostic]]
 
 
 class IncrementalLinter:
@@ -258,20 +288,26 @@ class IncrementalLinter:
         self._lock = threading.Lock()
 
     def lint(self, text: str, settings: Settings, rules: RuleSet, project=None,
-             full: Optional[Callable[[], FileResult]] = None) -> FileResult:
-        """The document's result, equal to a from-scratch check with verified fixes.
-        `full` lints from scratch (the fallback)."""
+             full: Optional[Callable[[], FileResult]] = None) -> Linted:
+        """The document's findings, equal to a from-scratch check's (fixes verified
+        by `Linted.verify`). `full` lints from scratch (the fallback)."""
         with self._lock:
             t0 = time.perf_counter()
-            result = self._incremental(text, settings, rules, project, t0)
-            if result is None:
+            linted = self._incremental(text, settings, rules, project, t0)
+            if linted is None:
                 self._parts.clear()
                 self.stats.full_lints += 1
                 result = full()
                 self.stats.last = {"mode": "full", "total_ms": _ms(t0)}
-            return result
+                linted = self.whole(result, settings, rules)
+            return linted
 
-    def _incremental(self, text: str, settings: Settings, rules: RuleSet, project, t0: float) -> Optional[FileResult]:
+    @staticmethod
+    def whole(result: FileResult, settings: Settings, rules: RuleSet) -> Linted:
+        """A from-scratch result, its fixes verified on demand."""
+        return Linted(result, _verify_whole(result, settings, rules))
+
+    def _incremental(self, text: str, settings: Settings, rules: RuleSet, project, t0: float) -> Optional[Linted]:
         if skips_file(text):
             return None
         try:
@@ -293,6 +329,7 @@ class IncrementalLinter:
         narrow = replace(settings, enabled=codes, per_file_ignores=())
         hubs = [i for i, c in enumerate(chunks) if c.hub]
         kept: dict[tuple, _Part] = {}
+        placed: list[tuple[_Part, Callable]] = []   # each part and its map to the document
         diagnostics: list[Diagnostic] = []
         errors: list[str] = []
         linted = reused = lines = 0
@@ -309,16 +346,17 @@ class IncrementalLinter:
             else:
                 reused += 1
             kept[key] = part
+            place = _placement(chunks, members, set(group))
             try:
-                diagnostics += _to_document(part.diagnostics, chunks, members, set(group))
+                diagnostics += place(part.diagnostics)
             except _NotLocal:
                 return None
+            placed.append((part, place))
             errors += part.errors
         t_parts = time.perf_counter()
         self._parts = kept
-        if project is not None:
-            diagnostics = project.drop_overturned(diagnostics)
-        diagnostics.sort(key=lambda d: d.sort_key)
+        finish = (lambda ds: project.drop_overturned(ds)) if project is not None else (lambda ds: ds)
+        diagnostics = sorted(finish(diagnostics), key=lambda d: d.sort_key)
         self.stats.parts_linted += linted
         self.stats.parts_reused += reused
         self.stats.chunk_lines_linted += lines
@@ -328,7 +366,16 @@ class IncrementalLinter:
                            "parts_ms": round((t_parts - t_split) * 1000, 2), "total_ms": _ms(t0)}
         result = FileResult(self.path, diagnostics=diagnostics, source=Source(path=self.path, text=text),
                             errors=_unique(errors))
-        return result
+
+        def verify() -> list[Diagnostic]:
+            out = []
+            for part, place in placed:
+                if part.verified is None:
+                    self.stats.parts_verified += 1
+                out += place(part.verify(rules))
+            return sorted(finish(out), key=lambda d: d.sort_key)
+
+        return Linted(result, verify)
 
     def _summaries_hold(self, part: _Part, project) -> bool:
         return all(project.workspace.summary(project.settings, k) == v for k, v in part.summaries.items())
@@ -338,9 +385,25 @@ class IncrementalLinter:
         source = Source(path=self.path, text="".join(chunks[i].text for i in members))
         recording = _RecordingContext(project) if project is not None else None
         result = lint_source(source, settings, rules, project=recording)
-        verify_offered_fixes(source, result, settings, rules)  # no fix that would not hold
         summaries = recording.summaries_read() if recording is not None else {}
-        return _Part(list(result.diagnostics), list(result.errors), summaries)
+        return _Part(source, settings, list(result.diagnostics), list(result.errors), summaries)
+
+
+def _verify_whole(result: FileResult, settings: Settings, rules: RuleSet) -> Callable[[], list[Diagnostic]]:
+    """Verification for a from-scratch result: once, on demand."""
+    done: list = []
+    lock = threading.Lock()
+
+    def verify() -> list[Diagnostic]:
+        with lock:
+            if not done:
+                copy = FileResult(result.path, diagnostics=list(result.diagnostics), source=result.source)
+                if result.source is not None:
+                    verify_offered_fixes(result.source, copy, settings, rules)
+                done.append(sorted(copy.diagnostics, key=lambda d: d.sort_key))
+            return done[0]
+
+    return verify
 
 
 def _ms(t0: float) -> float:
@@ -351,10 +414,9 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def _to_document(diagnostics: list[Diagnostic], chunks: list[Chunk], members: list[int],
-                 own: set[int]) -> list[Diagnostic]:
-    """Part coordinates -> document coordinates; _NotLocal when a position falls on a
-    chunk that is not the part's own (an import line) or is an engine finding."""
+def _placement(chunks: list[Chunk], members: list[int], own: set[int]) -> Callable[[list[Diagnostic]], list[Diagnostic]]:
+    """Part coordinates -> document coordinates. Raises _NotLocal when a position falls
+    on a chunk that is not the part's own (an import line), or for an engine finding."""
     starts = []   # (first packed line, chunk index)
     line = 1
     for i in members:
@@ -373,17 +435,20 @@ def _to_document(diagnostics: list[Diagnostic], chunks: list[Chunk], members: li
             raise _NotLocal
         return doc_first, doc_last
 
-    out = []
-    for d in diagnostics:
-        if d.code in _ENGINE_CODES:
-            raise _NotLocal
-        line, end_line = move(d.line, d.end_line)
-        fix = d.fix
-        if fix is not None:
-            edits = []
-            for e in fix.edits:
-                a, b = move(e.line, e.end_line)
-                edits.append(Edit(a, e.column, b, e.end_column, e.content, e.cell))
-            fix = replace(fix, edits=tuple(edits))
-        out.append(replace(d, line=line, end_line=end_line, fix=fix))
-    return out
+    def place(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        out = []
+        for d in diagnostics:
+            if d.code in _ENGINE_CODES:
+                raise _NotLocal
+            line, end_line = move(d.line, d.end_line)
+            fix = d.fix
+            if fix is not None:
+                edits = []
+                for e in fix.edits:
+                    a, b = move(e.line, e.end_line)
+                    edits.append(Edit(a, e.column, b, e.end_column, e.content, e.cell))
+                fix = replace(fix, edits=tuple(edits))
+            out.append(replace(d, line=line, end_line=end_line, fix=fix))
+        return out
+
+    return place
