@@ -53,8 +53,57 @@ class Chunk:
 
 def split_chunks(text: str) -> Optional[list[Chunk]]:
     """The document's chunks, None when it cannot be cut soundly (syntax error, ...)."""
-    if "\r" in text or text.startswith("\ufeff") or "\x00" in text:
-        return None  # line numbering that `ast` and evallint might count differently
+    if not _plain(text):
+        return None
+    return _split(text, 0)
+
+
+def resplit(old_text: str, old_chunks: list[Chunk], text: str) -> Optional[list[Chunk]]:
+    """The chunks of `text`, an edit of `old_text`: the chunks the changed lines touch
+    are cut again (with `ast`, from their lines alone); those before them are kept and
+    those after them move. None when that cannot be done (split the whole text)."""
+    if not _plain(text):
+        return None
+    old_lines, new_lines = old_text.split("\n"), text.split("\n")
+    shortest = min(len(old_lines), len(new_lines))
+    p = 0
+    while p < shortest and old_lines[p] == new_lines[p]:
+        p += 1
+    q = 0
+    while q < shortest - p and old_lines[-1 - q] == new_lines[-1 - q]:
+        q += 1
+    if p == len(old_lines) == len(new_lines):
+        return old_chunks
+    total_old = old_chunks[-1].last
+    # Lines p+1 .. len-q changed; take one more line on each side, so that an insertion
+    # between two chunks re-cuts both.
+    lo = max(1, min(p, total_old))
+    hi = min(total_old, max(len(old_lines) - q + 1, lo))
+    a = next((i for i, c in enumerate(old_chunks) if c.last >= lo), None)
+    b = next((i for i in range(len(old_chunks) - 1, -1, -1) if old_chunks[i].first <= hi), None)
+    if a is None or b is None or a > b:
+        return None
+    offsets = _line_offsets(text)
+    total = len(offsets) - 1
+    delta = len(new_lines) - len(old_lines)
+    first = old_chunks[a].first
+    last = total if b == len(old_chunks) - 1 else old_chunks[b].last + delta
+    if not 1 <= first <= last <= total:
+        return None
+    middle = _split(text[offsets[first - 1]: offsets[last]], first - 1)
+    if middle is None:
+        return None  # the edited lines alone are no statements (an indent, an open bracket)
+    after = [replace(c, first=c.first + delta, last=c.last + delta) for c in old_chunks[b + 1:]]
+    return old_chunks[:a] + middle + after
+
+
+def _plain(text: str) -> bool:
+    # Line numbering that `ast` and evallint might count differently: not cut.
+    return "\r" not in text and not text.startswith("\ufeff") and "\x00" not in text
+
+
+def _split(text: str, base: int) -> Optional[list[Chunk]]:
+    """Chunks of a run of whole statements, numbered from line base + 1."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -82,8 +131,8 @@ def split_chunks(text: str) -> Optional[list[Chunk]]:
         for stmt in stmts:
             names.visit(stmt, top=True)
         hub = all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in stmts)
-        chunks.append(Chunk(first, last, body, hub, frozenset(names.binds), frozenset(names.names),
-                            frozenset(names.attributes)))
+        chunks.append(Chunk(base + first, base + last, body, hub, frozenset(names.binds),
+                            frozenset(names.names), frozenset(names.attributes)))
         previous_end = last
     return chunks
 
@@ -285,6 +334,8 @@ class IncrementalLinter:
         self.stats = stats
         self._parts: dict[tuple, _Part] = {}
         self._settings: Optional[Settings] = None
+        self._text: Optional[str] = None          # the last version cut into chunks
+        self._chunks: Optional[list[Chunk]] = None
         self._lock = threading.Lock()
 
     def lint(self, text: str, settings: Settings, rules: RuleSet, project=None,
@@ -314,7 +365,12 @@ class IncrementalLinter:
             text.encode("utf-8")
         except UnicodeEncodeError:
             return None
-        chunks = split_chunks(text)
+        chunks = None
+        if self._chunks is not None:
+            chunks = resplit(self._text, self._chunks, text)
+        if chunks is None:
+            chunks = split_chunks(text)
+        self._text, self._chunks = (text, chunks) if chunks is not None else (None, None)
         if chunks is None:
             return None
         groups = group_parts(chunks)
