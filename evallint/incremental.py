@@ -359,8 +359,8 @@ class IncrementalLinter:
         return Linted(result, _verify_whole(result, settings, rules))
 
     def _incremental(self, text: str, settings: Settings, rules: RuleSet, project, t0: float) -> Optional[Linted]:
-        if skips_file(text):
-            return None
+        if self.path.endswith(".ipynb") or skips_file(text):
+            return None  # a notebook is linted cell by cell, from scratch
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
