@@ -6,17 +6,19 @@ tied together by names: the facts layer relates code by name across scopes (a lo
 bound at top level, a function called from the epoch loop, a `model` trained in one
 function and evaluated in another), so two chunks that share any identifier are tied,
 and so is a chunk that reads an attribute another one defines. Import-only chunks are
-read by everything and tie nothing. A "part" is a connected group of chunks plus all import chunks: what the
-facts layer can read about the code of a part lies inside it, so its findings are a
-function of its text alone (and of the project summaries it read, which are checked
-again on reuse).
+read by everything and tie nothing. A "part" is a connected group of chunks plus all
+import chunks: what the facts layer can read about the code of a part lies inside it,
+so its findings are a function of its text alone (and of the project summaries it
+read, which are checked again on reuse).
 
 Each part is linted on its own, as a small module of its chunks' lines packed
-together (positions are mapped back chunk by chunk), with its offered fixes verified
-inside it, and the result is kept under the part's text. A change re-lints only the
-parts whose text changed. Whenever a part's finding or fix lands outside the part's
-own chunks (on an import line, say), or anything is unusual (notebooks, syntax
-errors, carriage returns), the whole document is linted from scratch instead.
+together (positions are mapped back chunk by chunk), and the result is kept under the
+part's text; its offered fixes are verified inside it when asked (`Linted.verify`),
+once per part text. A change re-lints only the parts whose text changed, and an edit
+re-cuts only the chunks its lines touch. Whenever a part's finding or fix lands
+outside the part's own chunks (on an import line, say), or anything is unusual
+(notebooks, syntax errors, carriage returns), the whole document is linted from
+scratch instead.
 """
 from __future__ import annotations
 

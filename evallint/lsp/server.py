@@ -6,6 +6,10 @@ while its document is being linted is not queued: when that lint ends its result
 dropped and the newest text is linted next, so the newest version always wins and a
 burst of keystrokes costs at most one lint in flight plus one. Linting runs in a
 worker thread so the server keeps answering while a large file is checked.
+
+A change re-lints only the parts of the document it can affect (evallint.incremental).
+The fixes on offer are verified (applied, re-checked, withdrawn unless they hold) off
+the diagnostics path: once the document rests, and before any code action.
 """
 from __future__ import annotations
 
