@@ -10,7 +10,9 @@ the median over the repeats is quoted; no absolute time is a target. The floors:
 - jobs: a plain pool of N processes that only parses, against one process;
 - warm: the cold run of the same command;
 - lsp: milliseconds from `didChange` to `publishDiagnostics` on a 1,000-line script
-  (warm server), with the parse of that script for scale;
+  (warm server), with the parse of that script for scale, for two edits: a comment
+  appended at the end, and `=` <-> `+=` on an accumulator in a function in the middle;
+  the server's own breakdown of one change (`evallint/debugStats`) is printed too;
 - memory: peak resident memory of the whole process tree on 5,000 files;
 - replay: seconds per finding after the child imported torch, and the child's start.
 Default corpus: the shipped fixtures. Measure on a quiet machine.
@@ -165,10 +167,10 @@ def _lsp_script(lines: int) -> str:
     return "import torch\nimport torch.nn as nn\n" + "".join(out)
 
 
-def bench_lsp(repeats: int) -> None:
+def bench_lsp(repeats: int, lines: int = 1000) -> None:
     from benchmarks.lsp_client import LspClient
 
-    text = _lsp_script(1000)
+    text = _lsp_script(lines)
     # The realistic edit: `=` -> `+=` on an accumulator in a function in the middle of
     # the file, and back (each version differs from the one before).
     bug = "        correct = (predicted == labels)"

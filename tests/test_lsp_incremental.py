@@ -259,3 +259,17 @@ def test_a_syntax_error_falls_back_to_the_whole_document(server, tmp_path):
     _change(server, uri, TWO_PARTS, 3)
     assert "EL101" in [d["code"] for d in server.diagnostics(uri, version=3, timeout=WAIT_S)["diagnostics"]]
     assert _stats(server)["last"]["mode"] == "incremental"
+
+
+def test_lsp_benchmark_prints_both_edits_with_the_ratio_to_the_parse(capsys):
+    # The benchmark's shape, on a short script (a smoke test: never a timed assertion).
+    sys.path.insert(0, str(REPO))
+    from benchmarks.perf import bench_lsp
+
+    bench_lsp(1, lines=120)
+    out = capsys.readouterr().out
+    ratios = re.findall(r"^  (.+?): didChange -> publishDiagnostics: median \d+ ms .*\((\d+\.\d\d)x\)$", out, re.M)
+    assert [label for label, _ in ratios] == ["append a comment at the end",
+                                              "'=' -> '+=' in a function in the middle, and back"], out
+    assert all(float(r) > 0 for _, r in ratios)
+    assert out.count('"mode": "incremental"') == 2, out   # the server's breakdown of one change
