@@ -198,7 +198,7 @@ def bench_lsp(repeats: int, lines: int = 1000) -> None:
                     version += 1
                     t = time.perf_counter()
                     client.change(uri, edit(i), version=version)
-                    client.wait_diagnostics(uri)
+                    client.wait_diagnostics(uri, version)
                     times.append((time.perf_counter() - t) * 1000)
                     breakdowns.append(client.request("evallint/debugStats", None).get("last", {}))
                 results[label] = times, breakdowns
