@@ -29,12 +29,17 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
+import libcst as cst
+
 from .config import Settings
+from .deepstack import call_with_big_stack
 from .diagnostic import Diagnostic, Edit
 from .engine import FileResult, lint_source
+from .fastparse import parse_module
 from .fixer import verify_offered_fixes
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source
+from .splice import splice
 from .suppress import skips_file
 
 _ENGINE_CODES = frozenset(r.code for r in ENGINE_RULES)
@@ -256,6 +261,8 @@ class _Part:
     diagnostics: list[Diagnostic]
     errors: list[str]
     summaries: dict              # module key -> the summary it read (checked on reuse)
+    module: Optional[cst.Module] = field(default=None, repr=False)   # its tree, to splice into
+    texts: tuple = ()            # its chunks' texts, in order
     verified: Optional[list[Diagnostic]] = None   # with the fixes that hold, once verified
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -310,12 +317,14 @@ class LintStats:
     parts_linted: int = 0
     parts_reused: int = 0
     parts_verified: int = 0
+    parts_spliced: int = 0          # parts whose tree reused the previous one's statements
     chunk_lines_linted: int = 0     # lines of the parts linted (own chunks, not imports)
     last: dict = field(default_factory=dict)   # the last lint's breakdown, in ms and counts
 
     def as_dict(self) -> dict:
         return {"full_lints": self.full_lints, "parts_linted": self.parts_linted,
                 "parts_reused": self.parts_reused, "parts_verified": self.parts_verified,
+                "parts_spliced": self.parts_spliced,
                 "chunk_lines_linted": self.chunk_lines_linted, "last": dict(self.last)}
 
 
@@ -391,6 +400,7 @@ class IncrementalLinter:
         diagnostics: list[Diagnostic] = []
         errors: list[str] = []
         linted = reused = lines = 0
+        spliced = self.stats.parts_spliced
         for group in groups:
             members = sorted(hubs + group)
             key = (codes,) + tuple(chunks[i].text for i in members)
@@ -420,6 +430,7 @@ class IncrementalLinter:
         self.stats.chunk_lines_linted += lines
         self.stats.last = {"mode": "incremental", "chunks": len(chunks), "parts": len(groups),
                            "parts_linted": linted, "parts_reused": reused, "lines_linted": lines,
+                           "parts_spliced": self.stats.parts_spliced - spliced,
                            "split_ms": round((t_split - t0) * 1000, 2),
                            "parts_ms": round((t_parts - t_split) * 1000, 2), "total_ms": _ms(t0)}
         result = FileResult(self.path, diagnostics=diagnostics, source=Source(path=self.path, text=text),
@@ -440,11 +451,37 @@ class IncrementalLinter:
 
     def _lint_part(self, chunks: list[Chunk], members: list[int], settings: Settings, rules: RuleSet,
                    project) -> _Part:
-        source = Source(path=self.path, text="".join(chunks[i].text for i in members))
+        texts = tuple(chunks[i].text for i in members)
+        source = Source(path=self.path, text="".join(texts))
+        module = self._spliced(texts)
+        if module is None:
+            try:
+                module = call_with_big_stack(parse_module, source.text)
+            except (cst.ParserSyntaxError, RecursionError):
+                module = None  # the engine parses it again and says why
         recording = _RecordingContext(project) if project is not None else None
-        result = lint_source(source, settings, rules, project=recording)
+        result = lint_source(source, settings, rules, project=recording, module=module)
         summaries = recording.summaries_read() if recording is not None else {}
-        return _Part(source, settings, list(result.diagnostics), list(result.errors), summaries)
+        return _Part(source, settings, list(result.diagnostics), list(result.errors), summaries, module, texts)
+
+    def _spliced(self, texts: tuple) -> Optional[cst.Module]:
+        """The part's tree from the previous version's most similar part, re-parsing
+        only its changed statements (see splice); None when none fits."""
+        def shared(old: tuple) -> int:
+            p = next((i for i, (a, b) in enumerate(zip(old, texts)) if a != b), min(len(old), len(texts)))
+            q = next((i for i, (a, b) in enumerate(zip(reversed(old), reversed(texts))) if a != b),
+                     min(len(old), len(texts)))
+            return p + q
+        candidates = [part for part in self._parts.values() if part.module is not None]
+        if not candidates:
+            return None
+        best = max(candidates, key=lambda part: shared(part.texts))
+        if shared(best.texts) == 0:
+            return None
+        spliced = splice(best.module, best.texts, texts)
+        if spliced is not None:
+            self.stats.parts_spliced += 1
+        return spliced
 
 
 def _verify_whole(result: FileResult, settings: Settings, rules: RuleSet) -> Callable[[], list[Diagnostic]]:
