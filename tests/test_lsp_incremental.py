@@ -16,8 +16,10 @@ import pytest
 from evallint.config import Settings
 from evallint.engine import lint_text
 from evallint.fixer import verify_offered_fixes
-from evallint.incremental import IncrementalLinter, LintStats, group_parts, split_chunks
+from evallint.fastparse import parse_module
+from evallint.incremental import IncrementalLinter, LintStats, group_parts, resplit, split_chunks
 from evallint.registry import load_rules
+from evallint.splice import splice
 
 pytest.importorskip("pygls")
 
@@ -85,6 +87,31 @@ def test_incremental_lint_equals_a_fresh_lint_after_every_edit(path):
         linted = linter.lint(text, settings, rules, full=lambda: lint_text(text, str(path), settings, rules))
         assert _as_json(linted.result.diagnostics) == unverified, f"step {step}:\n{text}"
         assert _as_json(linted.verify()) == _as_json(fresh.diagnostics), f"step {step} (verified fixes):\n{text}"
+
+
+@pytest.mark.parametrize("path", BUGGY_FIXTURES[1::3], ids=lambda p: p.name)
+def test_a_spliced_tree_is_the_tree_of_a_fresh_parse(path):
+    text = path.read_text(encoding="utf-8")
+    chunks, module = split_chunks(text), parse_module(text)
+    rng = random.Random(path.name)
+    spliced_any = False
+    for step in range(10):
+        new = random_edit(text, rng)
+        new_chunks = (resplit(text, chunks, new) if chunks else None) or split_chunks(new)
+        try:
+            fresh = parse_module(new)
+        except Exception:  # the edit broke the file: nothing to splice
+            fresh = None
+        if new_chunks is None or fresh is None:
+            text, chunks, module = new, new_chunks, fresh
+            continue
+        spliced = splice(module, [c.text for c in chunks], [c.text for c in new_chunks]) \
+            if module is not None and chunks is not None else None
+        if spliced is not None:
+            spliced_any = True
+            assert spliced.code == new and spliced.deep_equals(fresh), f"step {step}:\n{new}"
+        text, chunks, module = new, new_chunks, fresh
+    assert spliced_any or len(chunks or ()) < 3
 
 
 def test_chunks_tie_by_shared_names_and_imports_tie_nothing():
@@ -204,6 +231,7 @@ def test_a_change_relints_only_the_part_it_touched(server, tmp_path):
     assert after["parts_linted"] - before["parts_linted"] == 1
     assert after["parts_reused"] - before["parts_reused"] == 1
     assert after["last"]["lines_linted"] == 4   # the helper: its two lines and the two blank lines above
+    assert after["last"]["parts_spliced"] == 0   # the helper's part had no statement with a block before it
 
     # Fix the bug in the evaluation function: only that part is linted, EL101 is gone.
     fixed = edited.replace("correct = (predicted", "correct += (predicted")
