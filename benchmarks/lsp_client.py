@@ -66,6 +66,12 @@ class LspClient:
             if match(msg):
                 return msg
 
+    def request(self, method: str, params) -> dict:
+        self._id += 1
+        ident = self._id
+        self._send({"id": ident, "method": method, "params": params})
+        return self._wait(lambda m: m.get("id") == ident and "method" not in m).get("result") or {}
+
     def open(self, uri: str, text: str) -> None:
         self._send({"method": "textDocument/didOpen",
                     "params": {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}})
@@ -74,6 +80,9 @@ class LspClient:
         self._send({"method": "textDocument/didChange",
                     "params": {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]}})
 
-    def wait_diagnostics(self, uri: str) -> dict:
+    def wait_diagnostics(self, uri: str, version: int | None = None) -> dict:
+        """The next diagnostics of the document (of that version: a server may publish
+        a version again, when background work changes what it says)."""
         return self._wait(lambda m: m.get("method") == "textDocument/publishDiagnostics"
-                          and m["params"]["uri"] == uri)["params"]
+                          and m["params"]["uri"] == uri
+                          and (version is None or m["params"].get("version") == version))["params"]

@@ -10,7 +10,9 @@ the median over the repeats is quoted; no absolute time is a target. The floors:
 - jobs: a plain pool of N processes that only parses, against one process;
 - warm: the cold run of the same command;
 - lsp: milliseconds from `didChange` to `publishDiagnostics` on a 1,000-line script
-  (warm server), with the parse of that script for scale;
+  (warm server), with the parse of that script for scale, for two edits: a comment
+  appended at the end, and `=` <-> `+=` on an accumulator in a function in the middle;
+  the server's own breakdown of one change (`evallint/debugStats`) is printed too;
 - memory: peak resident memory of the whole process tree on 5,000 files;
 - replay: seconds per finding after the child imported torch, and the child's start.
 Default corpus: the shipped fixtures. Measure on a quiet machine.
@@ -165,11 +167,23 @@ def _lsp_script(lines: int) -> str:
     return "import torch\nimport torch.nn as nn\n" + "".join(out)
 
 
-def bench_lsp(repeats: int) -> None:
+def bench_lsp(repeats: int, lines: int = 1000) -> None:
     from benchmarks.lsp_client import LspClient
 
-    text = _lsp_script(1000)
-    print(f"\n== language server: {text.count(chr(10))}-line script, warm")
+    text = _lsp_script(lines)
+    # The realistic edit: `=` -> `+=` on an accumulator in a function in the middle of
+    # the file, and back (each version differs from the one before).
+    bug = "        correct = (predicted == labels)"
+    at = [i for i in range(len(text)) if text.startswith(bug, i)]
+    middle = at[len(at) // 2]
+    fixed = text[:middle] + bug.replace("correct =", "correct +=") + text[middle + len(bug):]
+    edits = {
+        "append a comment at the end": lambda i: text + f"\n# edit {i}\n",
+        "'=' -> '+=' in a function in the middle, and back": lambda i: fixed if i % 2 == 0 else text,
+    }
+    print(f"\n== language server: {text.count(chr(10))}-line script, warm (load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.py"
         path.write_text(text)
@@ -177,21 +191,33 @@ def bench_lsp(repeats: int) -> None:
             uri = path.as_uri()
             client.open(uri, text)
             client.wait_diagnostics(uri)
-            times = []
-            for i in range(max(repeats, 5)):
-                changed = text + f"\n# edit {i}\n"
-                t = time.perf_counter()
-                client.change(uri, changed, version=i + 2)
-                client.wait_diagnostics(uri)
-                times.append((time.perf_counter() - t) * 1000)
+            version = 1
+            for label, edit in edits.items():
+                times, breakdowns = [], []
+                for i in range(max(repeats, 5)):
+                    version += 1
+                    t = time.perf_counter()
+                    client.change(uri, edit(i), version=version)
+                    client.wait_diagnostics(uri, version)
+                    times.append((time.perf_counter() - t) * 1000)
+                    breakdowns.append(client.request("evallint/debugStats", None).get("last", {}))
+                results[label] = times, breakdowns
     import libcst as cst
 
-    t = time.perf_counter()
-    cst.parse_module(text)
-    parse_ms = (time.perf_counter() - t) * 1000
-    print(f"  didChange -> publishDiagnostics: median {statistics.median(times):.0f} ms "
-          f"(min {min(times):.0f}, max {max(times):.0f}); the bare parse of the script: {parse_ms:.0f} ms "
-          f"({statistics.median(times) / parse_ms:.2f}x)")
+    parses = []
+    for _ in range(3):
+        t = time.perf_counter()
+        cst.parse_module(text)
+        parses.append((time.perf_counter() - t) * 1000)
+    parse_ms = statistics.median(parses)
+    for label, (times, breakdowns) in results.items():
+        print(f"  {label}: didChange -> publishDiagnostics: median {statistics.median(times):.0f} ms "
+              f"(min {min(times):.0f}, max {max(times):.0f}); the bare parse of the script: {parse_ms:.0f} ms "
+              f"({statistics.median(times) / parse_ms:.2f}x)")
+        last = breakdowns[len(breakdowns) // 2]
+        if last:
+            print(f"    server side (one change): {json.dumps(last)}")
+    print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def _tree_rss_mb(pid: int) -> float:

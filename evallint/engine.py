@@ -63,15 +63,18 @@ def unreadable_result(path: str, message: str, settings: Settings, where: Option
 
 
 def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True,
-                project=None) -> FileResult:
+                project=None, module: Optional[cst.Module] = None) -> FileResult:
     """`prefilter=False` parses every file (benchmarks compare both ways). Runs on a
     big stack: deeply nested code must give results, not crash the process.
     `project` (a `project_run.ProjectContext`) gives the file its view of the other
-    modules of the run and asks for the file's own summary."""
-    return call_with_big_stack(_lint_source, source, settings, rules, prefilter, project)
+    modules of the run and asks for the file's own summary. `module`: the source's
+    tree when the caller has it already (the editor splices changed statements into
+    the previous tree), so it is not parsed again."""
+    return call_with_big_stack(_lint_source, source, settings, rules, prefilter, project, module)
 
 
-def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool, project=None) -> FileResult:
+def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool, project=None,
+                 parsed: Optional[cst.Module] = None) -> FileResult:
     try:
         source.text.encode("utf-8")
     except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent by an editor
@@ -98,7 +101,7 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
         elif want_syntax and not _compiles(text):
             _parse(source, text, result, want_syntax)
         return result
-    module = _parse(source, text, result, want_syntax)
+    module = parsed if parsed is not None else _parse(source, text, result, want_syntax)
     if module is None:
         return result
     link = project.link(source.path) if project is not None else None

@@ -8,6 +8,7 @@ so fixes that add or wrap statements come out correctly indented.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Iterable, Union
 
 import libcst as cst
@@ -20,7 +21,17 @@ class _Done(Exception):
     pass
 
 
-class _RecordingState(CodegenState):
+_NO_POSITION = nullcontext()
+
+
+class _PlainState(CodegenState):
+    def record_syntactic_position(self, node, *, start_node=None, end_node=None):
+        # libcst's own is a generator that does nothing in a plain state; made for
+        # every node printed, it was a third of the codegen's time.
+        return _NO_POSITION
+
+
+class _RecordingState(_PlainState):
     def __init__(self, module: cst.Module, wanted: dict[int, cst.CSTNode]) -> None:
         super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
         self.length = 0
@@ -78,8 +89,8 @@ def render(module: cst.Module, new: Union[cst.CSTNode, cst.FlattenSentinel, cst.
         nodes = list(new.nodes)
     else:
         nodes = [new]
-    state = CodegenState(default_indent=module.default_indent, default_newline=module.default_newline,
-                         indent_tokens=list(indent))
+    state = _PlainState(default_indent=module.default_indent, default_newline=module.default_newline,
+                        indent_tokens=list(indent))
     for n in nodes:
         n._codegen(state)
     return "".join(state.tokens)

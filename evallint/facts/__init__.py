@@ -108,11 +108,11 @@ class ModuleFacts:
         return self._function_by_stmt.get(id(target)) if target is not None else None
 
     def call_sites(self, function: scopes.FunctionInfo) -> list[scopes.CallSite]:
-        return scopes.call_sites_of(function, self.index.calls)
+        return self.call_lookup.sites(function)
 
     def calls_within(self, stmt: Stmt) -> list[tuple[cst.Call, Stmt]]:
         """All calls inside a statement, its nested blocks included."""
-        return [(c, s) for c, s in self.index.calls if stmt.order <= s.order <= stmt.end_order]
+        return self.call_lookup.within(stmt)
 
     # Loops and evaluation contexts ----------------------------------------------
     @cached_property
@@ -462,3 +462,9 @@ class ModuleFacts:
         """Transforms bound to an evaluation name (`test_transform = Compose([...])`)."""
         from . import transforms
         return transforms.named_eval_transforms(self)
+
+    @cached_property
+    def call_lookup(self):
+        """Calls by statement range and by callee name (no scan per question)."""
+        from .call_lookup import CallLookup
+        return CallLookup(self.index.calls)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from ..config import ConfigError, Settings, load_settings
 from ..diagnostic import Diagnostic
 from ..engine import lint_text
-from ..fixer import fix_source, verify_offered_fixes
+from ..fixer import fix_source
+from ..incremental import IncrementalLinter, LintStats
 from ..registry import load_rules
 from ..source import Source
 from .callers import CallerIndex
@@ -28,6 +29,10 @@ class LintedDocument:
     diagnostics: tuple[Diagnostic, ...]
     settings: Settings
     errors: tuple[str, ...] = ()      # internal errors (a rule crashed): for the log
+    # Fixes are verified (applied once, re-checked, withdrawn unless they hold) off
+    # the diagnostics path: by `DocumentLinter.verify`, before any code action.
+    fixes_verified: bool = True
+    verifier: Optional[Callable[[], list]] = field(default=None, compare=False, repr=False)
 
     @property
     def is_notebook(self) -> bool:
@@ -48,6 +53,9 @@ class DocumentLinter:
         self.project = WorkspaceProject()
         self.project.callers = CallerIndex(self.project, lambda module: self.on_callers_ready(module))
         self.on_callers_ready = lambda module: None  # the server re-lints the documents concerned
+        # uri -> what the last lints of that document found, part by part (see incremental).
+        self._documents: dict[str, IncrementalLinter] = {}
+        self.stats = LintStats()
 
     @property
     def rules(self):
@@ -85,12 +93,38 @@ class DocumentLinter:
         if path and settings.is_excluded(Path(path)):
             # Same as the CLI's discovery: an excluded file has nothing to say.
             return LintedDocument(uri, version, text, shown_path, None, (), settings)
-        result = lint_text(text, shown_path, settings, self.rules, project=self.project.context(settings, path))
-        if result.source is not None:
-            verify_offered_fixes(result.source, result, settings, self.rules)  # no fix that would not hold
+        project = self.project.context(settings, path)
+        full = lambda: lint_text(text, shown_path, settings, self.rules, project=project)  # noqa: E731
+        if shown_path.endswith(".ipynb"):
+            linted = IncrementalLinter.whole(full(), settings, self.rules)
+        else:
+            linted = self._incremental_for(uri, shown_path).lint(text, settings, self.rules, project, full=full)
+        result = linted.result
         diagnostics = tuple(sorted(result.diagnostics, key=lambda d: d.sort_key))
+        offers = any(d.fix is not None for d in diagnostics)
         return LintedDocument(uri, version, text, shown_path, result.source, diagnostics, settings,
-                              tuple(result.errors))
+                              tuple(result.errors), fixes_verified=not offers,
+                              verifier=linted.verify if offers else None)
+
+    def verify(self, doc: LintedDocument) -> LintedDocument:
+        """The document with only the fixes that hold (no fix is offered that its rule
+        would not accept afterwards); the work is kept per part of the document."""
+        if doc.fixes_verified or doc.verifier is None:
+            return doc
+        diagnostics = tuple(sorted(doc.verifier(), key=lambda d: d.sort_key))
+        return replace(doc, diagnostics=diagnostics, fixes_verified=True, verifier=None)
+
+    def _incremental_for(self, uri: str, path: str) -> IncrementalLinter:
+        with self._lock:
+            found = self._documents.get(uri)
+            if found is None or found.path != path:
+                found = self._documents[uri] = IncrementalLinter(path, self.stats)
+            return found
+
+    def forget(self, uri: str) -> None:
+        """The document was closed: drop what its lints kept."""
+        with self._lock:
+            self._documents.pop(uri, None)
 
     def fix_all(self, doc: LintedDocument) -> Optional[str]:
         """The document's text with every fix applied to a fixed point, None if nothing

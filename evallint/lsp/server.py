@@ -6,6 +6,10 @@ while its document is being linted is not queued: when that lint ends its result
 dropped and the newest text is linted next, so the newest version always wins and a
 burst of keystrokes costs at most one lint in flight plus one. Linting runs in a
 worker thread so the server keeps answering while a large file is checked.
+
+A change re-lints only the parts of the document it can affect (evallint.incremental).
+The fixes on offer are verified (applied, re-checked, withdrawn unless they hold) off
+the diagnostics path: once the document rests, and before any code action.
 """
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ from .convert import DocumentPositions, to_lsp_diagnostic
 from .linting import DocumentLinter, LintedDocument
 from .encoding import UTF16
 from .protocol import AnsweredError, EvallintProtocol
+
+DEBUG_STATS = "evallint/debugStats"
+VERIFY_DELAY_S = 0.3   # fixes are verified once the document rests this long
 
 
 class EvallintServer(LanguageServer):
@@ -126,7 +133,44 @@ class EvallintServer(LanguageServer):
         self.publish(linted)
         for error in linted.errors:
             self.log_error(f"evallint: {error}")
+        if not linted.fixes_verified:
+            self._loop.call_later(VERIFY_DELAY_S, self._verify_later, linted)
         return True
+
+    def _verify_later(self, linted: LintedDocument) -> None:
+        """When the document rests, verify the offered fixes (republishing if one is
+        withdrawn); a newer version makes it moot."""
+        if not self._is_current(linted) or linted.uri in self._pending:
+            return
+
+        async def run() -> None:
+            try:
+                await self.verified(linted)
+            except Exception:  # an engine bug must cost one verification, never the server
+                self.log_error(f"evallint failed to verify fixes on {linted.uri}:\n{traceback.format_exc()}")
+        self._loop.create_task(run())
+
+    def _is_current(self, linted: LintedDocument) -> bool:
+        doc = self.workspace.text_documents.get(linted.uri)
+        published = self._published.get(linted.uri)
+        return (doc is not None and doc.version == linted.version and linted.uri not in self._stale
+                and published is not None and published[0].version == linted.version)
+
+    async def verified(self, linted: LintedDocument, pairs: Optional[list] = None
+                       ) -> tuple[LintedDocument, list[tuple[Diagnostic, dict]]]:
+        """The lint with only the fixes that hold; what code actions offer. Kept as the
+        published lint when it is still current, and republished if a fix went."""
+        if linted.fixes_verified:
+            return linted, pairs if pairs is not None else self.to_lsp(linted)
+        checked = await asyncio.to_thread(self.linter.verify, linted)
+        checked_pairs = self.to_lsp(checked)
+        published = self._published.get(checked.uri)
+        if published is not None and published[0] is linted and self._is_current(linted):
+            if [lsp for _, lsp in checked_pairs] != [lsp for _, lsp in published[1]]:
+                self.publish(checked)
+            else:
+                self._published[checked.uri] = (checked, checked_pairs)
+        return checked, checked_pairs
 
     async def lint(self, uri: str, version: Optional[int], text: str) -> LintedDocument:
         return await asyncio.to_thread(self.linter.lint, uri, version, text, to_fs_path(uri))
@@ -236,6 +280,7 @@ def build_server() -> EvallintServer:
         uri = params.text_document.uri
         ls.cancel(uri)
         ls._published.pop(uri, None)
+        ls.linter.forget(uri)
         ls.send_diagnostics(uri, [])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -251,7 +296,7 @@ def build_server() -> EvallintServer:
         if doc is None or not is_python(uri, doc.language_id):
             return []  # not open (or not ours): nothing to fix
         only = [getattr(k, "value", k) for k in params.context.only] if params.context.only else None
-        linted, pairs = await ls.current_lint(uri)
+        linted, pairs = await ls.verified(*await ls.current_lint(uri))
         positions = DocumentPositions(linted, ls.encoding)
         actions: list[dict] = []
         if wants(QUICKFIX, only):
@@ -260,6 +305,12 @@ def build_server() -> EvallintServer:
         if wants(FIX_ALL, only):
             actions += await asyncio.to_thread(fix_all, linted, ls.linter.fix_all, positions)
         return [ls.structure(a, types.CodeAction) for a in actions]
+
+    @server.feature(DEBUG_STATS)
+    def debug_stats(ls: EvallintServer, params: Any) -> dict:
+        """What the incremental linter did so far (parts linted and reused, the last
+        lint's breakdown): for tests and benchmarks, not for editors."""
+        return ls.linter.stats.as_dict()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: EvallintServer, params: Any) -> None:
