@@ -19,6 +19,7 @@ from .config import FAIL_LEVELS, ConfigError, load_settings
 from .diagnostic import Severity
 from .cache import cache_folder
 from .discover import discover
+from .fastparse import parse_alone
 from .progress import progress_bar
 from .registry import RuleError, load_rules
 from .report import FORMATS, ReportContext, render
@@ -142,6 +143,8 @@ def _warn(message: str) -> None:
 def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
            jobs, no_cache, statistics, show_findings, baseline, write_baseline, stdin_filename, force_exclude,
            fail_on, color, cache_dir, shard=None) -> None:
+    # A check process builds libcst nodes on its analysis thread only.
+    parse_alone()
     rules = _rules()
     if shard is not None:
         from .shard import ShardError, parse_shard

@@ -20,6 +20,7 @@ from .cache import ResultCache
 from .config import Settings
 from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
+from .fastparse import parse_alone
 from .fixer import fix_source, verify_offered_fixes
 from .project_run import ProjectPlan, drop_overturned, plan_project
 from .registry import load_rules
@@ -331,6 +332,7 @@ def _ignore_sigint() -> None:
     to stop, so workers print no traceback of their own. A worker whose parent died
     (killed with SIGKILL) exits instead of lingering, or fixing queued files."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parse_alone()  # a worker analyses on one thread
     parent = os.getppid()
 
     def watch() -> None:

@@ -113,7 +113,7 @@ class ModuleFacts:
 
     def calls_within(self, stmt: Stmt) -> list[tuple[cst.Call, Stmt]]:
         """All calls inside a statement, its nested blocks included."""
-        return [(c, s) for c, s in self.index.calls if stmt.order <= s.order <= stmt.end_order]
+        return self.index.calls_in_range(stmt.order, stmt.end_order)
 
     # Loops and evaluation contexts ----------------------------------------------
     @cached_property
