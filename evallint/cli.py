@@ -86,6 +86,8 @@ def _check_options(f):
         click.option("--shard", default=None, metavar="K/N",
                      help="Report only shard K of N (a stable split of the files by path, for CI runners; "
                           "merge the outputs with `evallint merge`)."),
+        click.option("--verbose", "-v", is_flag=True,
+                     help="Say on stderr how many files were analysed and how many answered from the cache."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -142,7 +144,7 @@ def _warn(message: str) -> None:
 
 def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
            jobs, no_cache, statistics, show_findings, baseline, write_baseline, stdin_filename, force_exclude,
-           fail_on, color, cache_dir, shard=None) -> None:
+           fail_on, color, cache_dir, shard=None, verbose=False) -> None:
     # A check process builds libcst nodes on its analysis thread only.
     parse_alone()
     rules = _rules()
@@ -210,6 +212,11 @@ def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, e
             files = [f for f in files if f in own]
     for warning in result.warnings:
         _warn(warning)
+    if verbose:
+        cached = result.from_cache
+        checked = len(result.files) - cached
+        click.echo(f"evallint: checked {checked} of {len(result.files)} file{'s' if len(result.files) != 1 else ''}, "
+                   f"{cached} from the cache", err=True)
     diagnostics = result.diagnostics
     if write_baseline:
         from .baseline import BaselineError, write_baseline as _write

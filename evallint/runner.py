@@ -61,6 +61,7 @@ class FileOutcome:
     new_bytes: Optional[bytes] = None  # the same, in the file's encoding
     warnings: list[str] = field(default_factory=list)   # e.g. a `# noqa` naming no known code
     summary: Optional[dict] = None   # the module's project summary (project runs)
+    from_cache: bool = False         # the result was read from the cache, not computed
 
 
 @dataclass
@@ -82,6 +83,11 @@ class RunResult:
     @property
     def fixed(self) -> int:
         return sum(f.fixed for f in self.files)
+
+    @property
+    def from_cache(self) -> int:
+        """How many files' results came from the cache (the rest were analysed)."""
+        return sum(f.from_cache for f in self.files)
 
     @property
     def sources(self) -> dict:
@@ -141,7 +147,7 @@ def _check_file(args) -> FileOutcome:
         entry = cache.get_entry(key)
         if entry is not None:
             hit, summary = entry
-            out = FileOutcome(path, hit, summary=summary)
+            out = FileOutcome(path, hit, summary=summary, from_cache=True)
             # Decode only when needed: to show the findings' lines, or to check the
             # suppression comments (warnings are not cached).
             if (hit and options.keep_sources) or b"noqa" in data or b"evallint" in data:
