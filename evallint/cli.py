@@ -10,9 +10,6 @@ from pathlib import Path
 from typing import Optional
 
 import click
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
 from . import __version__
 from .config import FAIL_LEVELS, ConfigError, load_settings
@@ -293,6 +290,9 @@ def rules_cmd(fmt: str) -> None:
                                 "fix": r.fixable.value if r.fixable else None, "replay": bool(r.replayable),
                                 "summary": r.summary} for r in rules.everything()], indent=2, ensure_ascii=False))
         return
+    from rich.console import Console  # rich is imported only by the commands that print with it
+    from rich.table import Table
+
     table = Table(show_lines=False, box=None, pad_edge=False)
     for col in ("Code", "Name", "Severity", "Fix", "Replay", "Summary"):
         table.add_column(col, overflow="fold")
@@ -320,6 +320,9 @@ def explain(code: str) -> None:
     text = f"# {rule.code} {rule.name}\n\n*{rule.summary}*\n\nSeverity: {rule.severity.value} · Fix: {fix}\n\n" \
            f"{rule.documentation()}\n"
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
         Console().print(Markdown(text))
     else:
         click.echo(text, nl=False)
