@@ -304,15 +304,17 @@ def _check_chunk(items: list) -> list[FileOutcome]:
     return [_check_file(w) for w in items]
 
 
-# Chunks per worker: enough that the last ones are small (the workers finish together),
-# few enough that the settings are pickled a handful of times, not once per file.
-_CHUNKS_PER_WORKER = 8
+# Chunk sizes shrink as the work runs out ("guided" scheduling): each chunk is about
+# 1/(jobs*_CHUNK_SHARE) of the bytes still to hand out, never less than
+# 1/(jobs*_MIN_CHUNK_SHARE) of all of them. The first chunks are big (few pickles of the
+# settings), the last ones small, so the workers finish within a small file of each other.
+_CHUNK_SHARE = 4
+_MIN_CHUNK_SHARE = 64
 
 
 def _chunks(work: list, jobs: int) -> list[list[int]]:
-    """Indices of `work` in chunks of about equal bytes, the biggest files first (a big
-    file handed out last would leave the other workers idle), each chunk at most
-    1/(jobs*_CHUNKS_PER_WORKER) of the bytes unless it is one file."""
+    """Indices of `work` in chunks, the biggest files first (a big file handed out last
+    would leave the other workers idle), chunk sizes shrinking towards the end."""
     sizes = []
     for w in work:
         try:
@@ -320,12 +322,16 @@ def _chunks(work: list, jobs: int) -> list[list[int]]:
         except OSError:
             sizes.append(0)
     order = sorted(range(len(work)), key=lambda i: -sizes[i])
-    budget = max(1, sum(sizes) // (jobs * _CHUNKS_PER_WORKER))
+    remaining = sum(sizes)
+    floor = max(1, remaining // (jobs * _MIN_CHUNK_SHARE))
     chunks, current, filled = [], [], 0
+    budget = max(floor, remaining // (jobs * _CHUNK_SHARE))
     for i in order:
         if current and filled + sizes[i] > budget:
             chunks.append(current)
+            remaining -= filled
             current, filled = [], 0
+            budget = max(floor, remaining // (jobs * _CHUNK_SHARE))
         current.append(i)
         filled += sizes[i]
     if current:
