@@ -10,15 +10,13 @@ from pathlib import Path
 from typing import Optional
 
 import click
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
 from . import __version__
 from .config import FAIL_LEVELS, ConfigError, load_settings
 from .diagnostic import Severity
 from .cache import cache_folder
 from .discover import discover
+from .fastparse import parse_alone
 from .progress import progress_bar
 from .registry import RuleError, load_rules
 from .report import FORMATS, ReportContext, render
@@ -85,6 +83,8 @@ def _check_options(f):
         click.option("--shard", default=None, metavar="K/N",
                      help="Report only shard K of N (a stable split of the files by path, for CI runners; "
                           "merge the outputs with `evallint merge`)."),
+        click.option("--verbose", "-v", is_flag=True,
+                     help="Say on stderr how many files were analysed and how many answered from the cache."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -141,7 +141,9 @@ def _warn(message: str) -> None:
 
 def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, exit_zero, config_file,
            jobs, no_cache, statistics, show_findings, baseline, write_baseline, stdin_filename, force_exclude,
-           fail_on, color, cache_dir, shard=None) -> None:
+           fail_on, color, cache_dir, shard=None, verbose=False) -> None:
+    # A check process builds libcst nodes on its analysis thread only.
+    parse_alone()
     rules = _rules()
     if shard is not None:
         from .shard import ShardError, parse_shard
@@ -207,6 +209,11 @@ def _check(paths, select, ignore, extend_select, fmt, fix, unsafe_fixes, diff, e
             files = [f for f in files if f in own]
     for warning in result.warnings:
         _warn(warning)
+    if verbose:
+        cached = result.from_cache
+        checked = len(result.files) - cached
+        click.echo(f"evallint: checked {checked} of {len(result.files)} file{'s' if len(result.files) != 1 else ''}, "
+                   f"{cached} from the cache", err=True)
     diagnostics = result.diagnostics
     if write_baseline:
         from .baseline import BaselineError, write_baseline as _write
@@ -283,6 +290,9 @@ def rules_cmd(fmt: str) -> None:
                                 "fix": r.fixable.value if r.fixable else None, "replay": bool(r.replayable),
                                 "summary": r.summary} for r in rules.everything()], indent=2, ensure_ascii=False))
         return
+    from rich.console import Console  # rich is imported only by the commands that print with it
+    from rich.table import Table
+
     table = Table(show_lines=False, box=None, pad_edge=False)
     for col in ("Code", "Name", "Severity", "Fix", "Replay", "Summary"):
         table.add_column(col, overflow="fold")
@@ -310,6 +320,9 @@ def explain(code: str) -> None:
     text = f"# {rule.code} {rule.name}\n\n*{rule.summary}*\n\nSeverity: {rule.severity.value} · Fix: {fix}\n\n" \
            f"{rule.documentation()}\n"
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
         Console().print(Markdown(text))
     else:
         click.echo(text, nl=False)

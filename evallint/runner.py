@@ -20,6 +20,7 @@ from .cache import ResultCache
 from .config import Settings
 from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
+from .fastparse import parse_alone
 from .fixer import fix_source, verify_offered_fixes
 from .project_run import ProjectPlan, drop_overturned, plan_project
 from .registry import load_rules
@@ -60,6 +61,7 @@ class FileOutcome:
     new_bytes: Optional[bytes] = None  # the same, in the file's encoding
     warnings: list[str] = field(default_factory=list)   # e.g. a `# noqa` naming no known code
     summary: Optional[dict] = None   # the module's project summary (project runs)
+    from_cache: bool = False         # the result was read from the cache, not computed
 
 
 @dataclass
@@ -81,6 +83,11 @@ class RunResult:
     @property
     def fixed(self) -> int:
         return sum(f.fixed for f in self.files)
+
+    @property
+    def from_cache(self) -> int:
+        """How many files' results came from the cache (the rest were analysed)."""
+        return sum(f.from_cache for f in self.files)
 
     @property
     def sources(self) -> dict:
@@ -140,7 +147,7 @@ def _check_file(args) -> FileOutcome:
         entry = cache.get_entry(key)
         if entry is not None:
             hit, summary = entry
-            out = FileOutcome(path, hit, summary=summary)
+            out = FileOutcome(path, hit, summary=summary, from_cache=True)
             # Decode only when needed: to show the findings' lines, or to check the
             # suppression comments (warnings are not cached).
             if (hit and options.keep_sources) or b"noqa" in data or b"evallint" in data:
@@ -297,15 +304,17 @@ def _check_chunk(items: list) -> list[FileOutcome]:
     return [_check_file(w) for w in items]
 
 
-# Chunks per worker: enough that the last ones are small (the workers finish together),
-# few enough that the settings are pickled a handful of times, not once per file.
-_CHUNKS_PER_WORKER = 8
+# Chunk sizes shrink as the work runs out ("guided" scheduling): each chunk is about
+# 1/(jobs*_CHUNK_SHARE) of the bytes still to hand out, never less than
+# 1/(jobs*_MIN_CHUNK_SHARE) of all of them. The first chunks are big (few pickles of the
+# settings), the last ones small, so the workers finish within a small file of each other.
+_CHUNK_SHARE = 4
+_MIN_CHUNK_SHARE = 64
 
 
 def _chunks(work: list, jobs: int) -> list[list[int]]:
-    """Indices of `work` in chunks of about equal bytes, the biggest files first (a big
-    file handed out last would leave the other workers idle), each chunk at most
-    1/(jobs*_CHUNKS_PER_WORKER) of the bytes unless it is one file."""
+    """Indices of `work` in chunks, the biggest files first (a big file handed out last
+    would leave the other workers idle), chunk sizes shrinking towards the end."""
     sizes = []
     for w in work:
         try:
@@ -313,12 +322,16 @@ def _chunks(work: list, jobs: int) -> list[list[int]]:
         except OSError:
             sizes.append(0)
     order = sorted(range(len(work)), key=lambda i: -sizes[i])
-    budget = max(1, sum(sizes) // (jobs * _CHUNKS_PER_WORKER))
+    remaining = sum(sizes)
+    floor = max(1, remaining // (jobs * _MIN_CHUNK_SHARE))
     chunks, current, filled = [], [], 0
+    budget = max(floor, remaining // (jobs * _CHUNK_SHARE))
     for i in order:
         if current and filled + sizes[i] > budget:
             chunks.append(current)
+            remaining -= filled
             current, filled = [], 0
+            budget = max(floor, remaining // (jobs * _CHUNK_SHARE))
         current.append(i)
         filled += sizes[i]
     if current:
@@ -331,6 +344,7 @@ def _ignore_sigint() -> None:
     to stop, so workers print no traceback of their own. A worker whose parent died
     (killed with SIGKILL) exits instead of lingering, or fixing queued files."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parse_alone()  # a worker analyses on one thread
     parent = os.getppid()
 
     def watch() -> None:

@@ -18,3 +18,12 @@ def test_perf_benchmark_prints_ratios():
     assert len(ratios) == 3, out.stdout
     assert "/ parse" in labels and "plain parse pool" in labels and "--jobs 1 / --jobs 2" in labels
     assert all(float(r) > 0 for _, r in ratios)
+
+
+def test_memory_benchmark_prints_the_peak():
+    out = subprocess.run([sys.executable, "benchmarks/perf.py", "--only", "memory", "--memory-files", "12",
+                          str(ROOT / "fixtures" / "clean")], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"== memory: 12 files \(", out.stdout), out.stdout
+    peak = re.search(r"peak resident memory of the process tree: (\d+) MB", out.stdout)
+    assert peak and int(peak.group(1)) > 0, out.stdout

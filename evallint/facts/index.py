@@ -12,6 +12,7 @@ from typing import Optional
 
 import libcst as cst
 
+from .. import fastnodes  # noqa: F401 - node isinstance checks without the ABC machinery
 from .walk import NODE, SEQUENCE, child_fields, value_kind
 
 # Fields of compound statements that hold nested blocks (not header expressions).
