@@ -285,8 +285,9 @@ def test_ctrl_c_stops_with_130_and_no_traceback(tmp_path, jobs):
 
 def test_progress_bar_on_a_terminal_only(tmp_path):
     pty = pytest.importorskip("pty")
-    body = BUGGY
-    for i in range(100):
+    # Enough work that even a fast machine passes the bar's one-second threshold.
+    body = BUGGY * 2
+    for i in range(200):
         (tmp_path / "t").mkdir(exist_ok=True)
         (tmp_path / "t" / f"m{i}.py").write_text(body)
     r = run_cli("check", "--no-cache", "--jobs", "1", "t", cwd=tmp_path, timeout=300)
@@ -308,7 +309,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     proc.wait(timeout=600)
     os.close(master)
     text = seen.decode("utf-8", "replace")
-    assert "checking" in text and "/100" in text, text[-500:]
+    assert "checking" in text and "/200" in text, text[-500:]
 
 
 def test_diff_summary_and_remaining_findings(tmp_path):
