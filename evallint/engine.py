@@ -31,6 +31,9 @@ class FileResult:
     source: Optional[Source] = None
     errors: list[str] = field(default_factory=list)  # internal errors (exit 2)
     summary: Optional[dict] = None  # the module's project summary (project runs only)
+    # The parsed tree, for the caller that re-checks an edit of the same text (fix
+    # verification splices the edited statements into it instead of parsing again).
+    tree: Optional[cst.Module] = field(default=None, repr=False, compare=False)
 
 
 def lint_path(path: str, settings: Settings, rules: RuleSet) -> FileResult:
@@ -63,14 +66,18 @@ def unreadable_result(path: str, message: str, settings: Settings, where: Option
 
 
 def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True,
-                project=None, module: Optional[cst.Module] = None) -> FileResult:
+                project=None, module: Optional[cst.Module] = None, keep_tree: bool = False) -> FileResult:
     """`prefilter=False` parses every file (benchmarks compare both ways). Runs on a
     big stack: deeply nested code must give results, not crash the process.
     `project` (a `project_run.ProjectContext`) gives the file its view of the other
     modules of the run and asks for the file's own summary. `module`: the source's
     tree when the caller has it already (the editor splices changed statements into
-    the previous tree), so it is not parsed again."""
-    return call_with_big_stack(_lint_source, source, settings, rules, prefilter, project, module)
+    the previous tree), so it is not parsed again. `keep_tree`: the result holds the
+    tree (`FileResult.tree`) for a caller that checks an edit of it next."""
+    result = call_with_big_stack(_lint_source, source, settings, rules, prefilter, project, module)
+    if not keep_tree:
+        result.tree = None
+    return result
 
 
 def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool, project=None,
@@ -104,6 +111,7 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
     module = parsed if parsed is not None else _parse(source, text, result, want_syntax)
     if module is None:
         return result
+    result.tree = module
     link = project.link(source.path) if project is not None else None
     facts = ModuleFacts(module, source.path, settings.patterns, project=link)
     findings = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import Optional
 
 import libcst as cst
 
@@ -19,6 +20,7 @@ from .diagnostic import Applicability, Diagnostic, Fix
 from .engine import FileResult, lint_source
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source
+from .splice import reparse
 
 MAX_PASSES = 10
 _SYNTAX_CODE = ENGINE_RULES[0].code
@@ -89,7 +91,7 @@ def verify_offered_fixes(source: Source, result: FileResult, settings: Settings,
     codes = {d.code for d in chosen}
     narrow = replace(settings, enabled=frozenset(codes | {_SYNTAX_CODE}))
     new_source = source.apply_edits([e for d in chosen for e in d.fix.edits])
-    after = lint_source(new_source, narrow, rules).diagnostics
+    after = lint_source(new_source, narrow, rules, module=_edited_tree(source, result, new_source)).diagnostics
     if any(d.code == _SYNTAX_CODE for d in after):  # some fix breaks the file: find which
         new_source = _apply_checked(source, chosen, rejected)
         after = lint_source(new_source, narrow, rules).diagnostics if new_source is not None else []
@@ -102,6 +104,17 @@ def verify_offered_fixes(source: Source, result: FileResult, settings: Settings,
         result.diagnostics = [replace(d, fix=None) if _key(d) in rejected or identity(d) in bad else d
                               for d in result.diagnostics]
     return refusals
+
+
+def _edited_tree(source: Source, result: FileResult, edited: Source) -> Optional[cst.Module]:
+    """The tree of the edited text from the checked one, parsing only the statements
+    the fixes touched (a fix changes a line or two of a file); None: parse it all."""
+    if result.tree is None or source.notebook is not None or edited.notebook is not None:
+        return None
+    try:
+        return call_with_big_stack(reparse, result.tree, source.text, edited.text)
+    except RecursionError:
+        return None
 
 
 def identity(d: Diagnostic) -> tuple:

@@ -124,8 +124,9 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
                         out.fixed = 0
         final_source = fixed.source if (fixed.changed and not options.diff) else source
     else:
-        result: FileResult = lint_source(source, settings, rules, project=project)
+        result: FileResult = lint_source(source, settings, rules, project=project, keep_tree=True)
         out.warnings += verify_offered_fixes(source, result, settings, rules)
+        result.tree = None
         out.diagnostics, out.errors, out.summary = result.diagnostics, result.errors, result.summary
         final_source = source
     if out.diagnostics and options.keep_sources:

@@ -247,7 +247,9 @@ def test_a_change_relints_only_the_part_it_touched(server, tmp_path):
     assert after["parts_linted"] - before["parts_linted"] == 1
     assert after["parts_reused"] - before["parts_reused"] == 1
     assert after["last"]["lines_linted"] == 4   # the helper: its two lines and the two blank lines above
-    assert after["last"]["parts_spliced"] == 0   # the helper's part had no statement with a block before it
+    # No statement with a block precedes the helper in its part: it sets the part's
+    # indentation itself, detects the same one alone, and is spliced.
+    assert after["last"]["parts_spliced"] == 1
 
     # Fix the bug in the evaluation function: only that part is linted, EL101 is gone.
     fixed = edited.replace("correct = (predicted", "correct += (predicted")
