@@ -22,8 +22,8 @@ from .config import Settings, relative_posix
 from .facts import ML_TOKENS
 from .facts.project import ModuleResolver, ProjectLink, caller_index, overturned, project_root
 
-_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(.*)$", re.M)
-_IMPORT = re.compile(r"^[ \t]*import[ \t]+(.*)$", re.M)
+_FROM = re.compile(r"[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(.*)")
+_IMPORT = re.compile(r"[ \t]*import[ \t]+(.*)")
 
 
 def module_key(path: str, root: Path) -> str:
@@ -153,19 +153,37 @@ def _imports(path: str) -> tuple[list[tuple[str, int]], bool]:
         except (ValueError, AttributeError, TypeError):
             return [], False
     out: list[tuple[str, int]] = []
-    for m in _FROM.finditer(raw):
-        level, module, names = len(m.group(1)), m.group(2), m.group(3)
-        out.append((module, level))
-        for name in re.split(r"[,\s()]+", names.split("#")[0]):
-            if name and name not in ("as", "*", "\\") and name.isidentifier():
-                out.append((f"{module}.{name}" if module else name, level))
-    for m in _IMPORT.finditer(raw):
-        for part in m.group(1).split("#")[0].split(","):
-            name = part.strip().split(" as ")[0].strip()
-            pieces = name.split(".")
-            for n in range(1, len(pieces) + 1):
-                out.append((".".join(pieces[:n]), 0))
+    for line in _lines_with(raw, "import"):
+        m = _FROM.fullmatch(line)
+        if m is not None:
+            level, module, names = len(m.group(1)), m.group(2), m.group(3)
+            out.append((module, level))
+            for name in re.split(r"[,\s()]+", names.split("#")[0]):
+                if name and name not in ("as", "*", "\\") and name.isidentifier():
+                    out.append((f"{module}.{name}" if module else name, level))
+            continue
+        m = _IMPORT.fullmatch(line)
+        if m is not None:
+            for part in m.group(1).split("#")[0].split(","):
+                name = part.strip().split(" as ")[0].strip()
+                pieces = name.split(".")
+                for n in range(1, len(pieces) + 1):
+                    out.append((".".join(pieces[:n]), 0))
     return out, any(token in raw for token in ML_TOKENS)
+
+
+def _lines_with(text: str, word: str):
+    """The lines of `text` that contain `word`, without their newline: a substring
+    search finds the few import lines of a file far faster than a line-anchored
+    regular expression tried at every line."""
+    at = text.find(word)
+    while at != -1:
+        start = text.rfind("\n", 0, at) + 1
+        end = text.find("\n", at)
+        if end == -1:
+            end = len(text)
+        yield text[start:end]
+        at = text.find(word, end)
 
 
 def _waves(deps: list[set[int]]) -> list[list[int]]:
