@@ -22,6 +22,7 @@ from .diagnostic import Diagnostic
 from .engine import FileResult, lint_source, unreadable_result
 from .fastparse import parse_alone
 from .fixer import fix_source, verify_offered_fixes
+from .gcpolicy import one_collection_per_file
 from .project_run import ProjectPlan, drop_overturned, plan_project
 from .registry import load_rules
 from .source import Source, SourceError
@@ -135,6 +136,11 @@ def process_source(source: Source, settings: Settings, options: RunOptions, writ
 
 
 def _check_file(args) -> FileOutcome:
+    with one_collection_per_file():
+        return _check_file_now(args)
+
+
+def _check_file_now(args) -> FileOutcome:
     path, settings, options, cache, project = args
     try:
         data = _read_regular(path)
