@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
 from evallint.config import Settings
@@ -20,6 +21,7 @@ from evallint.fixer import verify_offered_fixes
 from evallint.fastparse import parse_module
 from evallint.incremental import IncrementalLinter, LintStats, group_parts, resplit, split_chunks
 from evallint.registry import load_rules
+from evallint.spans import PrintMemo, node_spans
 from evallint.splice import splice
 
 pytest.importorskip("pygls")
@@ -113,6 +115,65 @@ def test_a_spliced_tree_is_the_tree_of_a_fresh_parse(path):
             assert spliced.code == new and spliced.deep_equals(fresh), f"step {step}:\n{new}"
         text, chunks, module = new, new_chunks, fresh
     assert spliced_any or len(chunks or ()) < 3
+
+
+def test_a_long_script_lints_as_a_fresh_check_after_the_edits_of_a_session():
+    # The benchmark's 1,000-line script (one big part, fixes in every copy of the
+    # block): the edits reuse most statements, their printed spans and fixes.
+    sys.path.insert(0, str(REPO))
+    from benchmarks.perf import _lsp_script
+
+    rules = load_rules()
+    settings = Settings(enabled=frozenset(rules.codes()) | frozenset(rules.engine_codes()), root=REPO)
+    text = _lsp_script(400)
+    linter, stats = IncrementalLinter("train.py", LintStats()), None
+    rng = random.Random("long")
+    bug = "        correct = (predicted == labels)"
+    for step in range(8):
+        if step in (1, 3):
+            text = text.replace(bug, bug.replace("correct =", "correct +="), 1)
+        elif step == 2:
+            text += "\n# edit\n"
+        elif step:
+            text = random_edit(text, rng)
+        fresh = lint_text(text, "train.py", settings, rules)
+        linted = linter.lint(text, settings, rules, full=lambda: lint_text(text, "train.py", settings, rules))
+        assert _as_json(linted.result.diagnostics) == _as_json(fresh.diagnostics), f"step {step}:\n{text}"
+        assert any(d.fix is not None for d in fresh.diagnostics)
+    stats = linter.stats
+    assert stats.parts_spliced >= 3 and stats.parts_reused >= 3
+
+
+@pytest.mark.parametrize("path", BUGGY_FIXTURES[::3], ids=lambda p: p.name)
+def test_spans_kept_across_versions_are_the_spans_of_a_fresh_printing(path):
+    # PrintMemo prints only the statements it has not printed; the spans of every
+    # statement and expression must still be those of printing the whole module.
+    text = path.read_text(encoding="utf-8")
+    chunks, module = split_chunks(text), parse_module(text)
+    memo = PrintMemo()
+    rng = random.Random(path.name)
+    for step in range(6):
+        if module is not None:
+            nodes = [n for n in _all_nodes(module) if isinstance(n, (cst.BaseStatement, cst.BaseExpression))]
+            nodes = rng.sample(nodes, min(len(nodes), 40))
+            assert node_spans(module, nodes, memo) == node_spans(module, nodes), f"step {step}:\n{text}"
+        new = random_edit(text, rng)
+        new_chunks = (resplit(text, chunks, new) if chunks else None) or split_chunks(new)
+        spliced = splice(module, [c.text for c in chunks], [c.text for c in new_chunks]) \
+            if module is not None and chunks and new_chunks else None
+        if spliced is None:
+            try:
+                spliced = parse_module(new)
+            except Exception:  # the edit broke the file
+                spliced = None
+        text, chunks, module = new, new_chunks, spliced
+
+
+def _all_nodes(node: cst.CSTNode) -> list:
+    out = [node]
+    for child in node.children:
+        out += _all_nodes(child)
+    return out
 
 
 def test_chunks_tie_by_shared_names_and_imports_tie_nothing():
