@@ -278,6 +278,31 @@ def _whole_tokens(old: str, new: str, p: int, q: int) -> tuple[int, int]:
     return p, q
 
 
+def _common_prefix(a: str, b: str, limit: int) -> int:
+    """Length of the common prefix of a and b, at most `limit` (slices compare in C:
+    a fix that wraps a loop repeats hundreds of characters)."""
+    lo, hi = 0, limit
+    while lo < hi:   # a[:lo] == b[:lo] holds; find the largest such lo
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the common suffix of a and b, at most `limit`."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid: len(a) - lo] == b[len(b) - mid: len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _trim_end(text: str, start: int, end: int) -> int:
     """A span ends before its trailing whitespace and newline."""
     while end > start and text[end - 1] in " \t\r\n":
@@ -305,14 +330,10 @@ def _fix(source: Source, module: cst.Module, finding, analysed: str, index: Line
         except Exception:  # a replacement libcst cannot print is no fix
             return None
         old = analysed[start:end]
-        p = 0
-        while p < min(len(old), len(new)) and old[p] == new[p]:
-            p += 1
-        q = 0
-        while q < min(len(old), len(new)) - p and old[len(old) - 1 - q] == new[len(new) - 1 - q]:
-            q += 1
         if old == new:
             continue
+        p = _common_prefix(old, new, min(len(old), len(new)))
+        q = _common_suffix(old, new, min(len(old), len(new)) - p)
         p, q = _whole_tokens(old, new, p, q)
         (line, col), (end_line, end_col) = index.position(start + p), index.position(end - q)
         content = new[p: len(new) - q]
