@@ -194,21 +194,27 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 def _shape(value, in_tree: Callable[[cst.CSTNode], bool], held: list):
     """A hashable stand-in for what printing `value` depends on (see PrintMemo)."""
+    if type(value) is str:
+        return value   # the common leaf; never equal to the tuples below
     if isinstance(value, cst.CSTNode):
-        if in_tree(value):
+        if isinstance(value, _REUSED) and in_tree(value):
             held.append(value)
             return ("tree", id(value))
         t = type(value)
         names = _FIELDS.get(t)
         if names is None:
             names = _FIELDS[t] = tuple(f.name for f in fields(value))
-        return (t, *(_shape(getattr(value, n), in_tree, held) for n in names))
+        return (t, *[_shape(getattr(value, n), in_tree, held) for n in names])
     if isinstance(value, (list, tuple)):
-        return (type(value), *(_shape(v, in_tree, held) for v in value))
+        return (type(value), *[_shape(v, in_tree, held) for v in value])
     if isinstance(value, cst.FlattenSentinel):
-        return (cst.FlattenSentinel, *(_shape(v, in_tree, held) for v in value.nodes))
+        return (cst.FlattenSentinel, *[_shape(v, in_tree, held) for v in value.nodes])
     hash(value)  # TypeError when it cannot be part of a key
     return (type(value), value)
+
+
+# What a fix reuses whole from the tree; smaller nodes are keyed field by field.
+_REUSED = (cst.BaseStatement, cst.BaseSmallStatement, cst.BaseSuite)
 
 
 def render(module: cst.Module, new: Union[cst.CSTNode, cst.FlattenSentinel, cst.RemovalSentinel],
