@@ -214,11 +214,11 @@ def _diagnostics(source: Source, module: cst.Module, findings, print_memo: Optio
     index = LineIndex(analysed)
     printer = render
     if print_memo is not None and facts is not None:
-        def in_tree(node: cst.CSTNode) -> bool:
-            return _in_tree(facts, node)
+        def top_of(node: cst.CSTNode) -> Optional[cst.CSTNode]:
+            return _top_of(facts, node)
 
         def printer(module, new, old, indent):
-            return print_memo.render(module, new, old, indent, in_tree)
+            return print_memo.render(module, new, old, indent, top_of)
     out = []
     for rule_cls, finding, depends in findings:
         span = spans.get(id(finding.node))
@@ -240,25 +240,31 @@ def _diagnostics(source: Source, module: cst.Module, findings, print_memo: Optio
     return out
 
 
-def _in_tree(facts: ModuleFacts, node: cst.CSTNode) -> bool:
-    """Whether a node is one of the tree's statements, lines or blocks (a fix reuses
-    them whole): print memo keys hold those by identity (any answer is sound, a
-    wrong "no" only prints more)."""
+def _top_of(facts: ModuleFacts, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    """The top-level statement holding a node that is one of the tree's statements,
+    lines or blocks (a fix reuses them whole), None for any other node. The print
+    memo keys those by identity; any answer is sound, a wrong None only prints more."""
     if isinstance(node, cst.SimpleStatementLine):
         stmt = facts.stmt(node.body[0]) if node.body else None
-        return stmt is not None and stmt.line_node is node
-    if isinstance(node, cst.IndentedBlock):
+        found = stmt is not None and stmt.line_node is node
+    elif isinstance(node, cst.IndentedBlock):
         first = node.body[0] if node.body else None
         if isinstance(first, cst.SimpleStatementLine):
             first = first.body[0] if first.body else None
         stmt = facts.stmt(first) if first is not None else None
         owner = stmt.parent.node if stmt is not None and stmt.parent is not None else None
-        return owner is not None and any(
+        found = owner is not None and any(
             block is node for block in (getattr(owner, "body", None),
                                         getattr(getattr(owner, "orelse", None), "body", None),
                                         getattr(getattr(owner, "finalbody", None), "body", None)))
-    stmt = facts.stmt(node)
-    return stmt is not None and stmt.node is node
+    else:
+        stmt = facts.stmt(node)
+        found = stmt is not None and stmt.node is node
+    if not found:
+        return None
+    while stmt.parent is not None:
+        stmt = stmt.parent
+    return stmt.line_node if stmt.line_node is not None else stmt.node
 
 
 def _is_word(c: str) -> bool:

@@ -103,15 +103,16 @@ class PrintMemo:
     them (the lengths of the whole module's printing, so offsets are the same).
 
     The code of a fix's replacement is kept under the replacement's structure: its new
-    nodes field by field, and the statements of the tree it reuses by identity (held
-    by the entry, so that an id is never another node's). Printing is a function of
-    that structure, the indentation and the module's style."""
+    nodes field by field, and the statements of the tree it reuses by identity (the
+    entry holds their top-level statements, so that an id is never another node's,
+    and is dropped with them). Printing is a function of that structure, the
+    indentation and the module's style."""
 
-    _MAX_RENDERS = 4096
+    _MAX_RENDERS = 2048
 
     def __init__(self) -> None:
         self._printed: dict[int, _Printed] = {}
-        self._renders: OrderedDict = OrderedDict()   # key -> (code, the tree nodes it holds)
+        self._renders: OrderedDict = OrderedDict()   # key -> (code, top-level statements, old)
 
     def spans(self, module: cst.Module, wanted: dict[int, cst.CSTNode]) -> dict[int, Span]:
         style = (module.default_indent, module.default_newline)
@@ -152,6 +153,8 @@ class PrintMemo:
         """Forget every statement but these (those of the trees kept for the next version)."""
         live = {id(s) for s in statements}
         self._printed = {k: p for k, p in self._printed.items() if k in live}
+        for key in [k for k, (_, tops, _) in self._renders.items() if any(id(t) not in live for t in tops)]:
+            del self._renders[key]
 
     def _print(self, module: cst.Module, stmt: cst.CSTNode, asked: dict, known: dict) -> _Printed:
         state = _RecordingState(module, asked, stop=False)
@@ -168,12 +171,13 @@ class PrintMemo:
                 out[key] = (start + a, start + b, indent)
 
     def render(self, module: cst.Module, new, old: cst.CSTNode, indent: tuple[str, ...],
-               in_tree: Callable[[cst.CSTNode], bool]) -> str:
-        """`render(module, new, old, indent)`, printed once per structure; `in_tree`
-        tells the statements of the module's tree (the others are new)."""
+               top_of: Callable[[cst.CSTNode], Optional[cst.CSTNode]]) -> str:
+        """`render(module, new, old, indent)`, printed once per structure; `top_of`
+        gives the top-level statement of a statement of the module's tree (None for
+        the others: new nodes)."""
         held: list = []
         try:
-            shape = _shape(new, in_tree, held)
+            shape = _shape(new, top_of, held)
         except TypeError:  # a field value that cannot be a key: just print it
             return render(module, new, old, indent)
         key = (shape, id(old) if isinstance(new, cst.RemovalSentinel) else None, indent,
@@ -183,7 +187,7 @@ class PrintMemo:
             self._renders.move_to_end(key)
             return found[0]
         code = render(module, new, old, indent)
-        self._renders[key] = (code, held, old)
+        self._renders[key] = (code, tuple({id(t): t for t in held}.values()), old)
         if len(self._renders) > self._MAX_RENDERS:
             self._renders.popitem(last=False)
         return code
@@ -192,23 +196,25 @@ class PrintMemo:
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _shape(value, in_tree: Callable[[cst.CSTNode], bool], held: list):
-    """A hashable stand-in for what printing `value` depends on (see PrintMemo)."""
+def _shape(value, top_of: Callable[[cst.CSTNode], Optional[cst.CSTNode]], held: list):
+    """A hashable stand-in for what printing `value` depends on (see PrintMemo);
+    `held` gets the top-level statements of the tree's nodes it names by id."""
     if type(value) is str:
         return value   # the common leaf; never equal to the tuples below
     if isinstance(value, cst.CSTNode):
-        if isinstance(value, _REUSED) and in_tree(value):
-            held.append(value)
+        top = top_of(value) if isinstance(value, _REUSED) else None
+        if top is not None:
+            held.append(top)
             return ("tree", id(value))
         t = type(value)
         names = _FIELDS.get(t)
         if names is None:
             names = _FIELDS[t] = tuple(f.name for f in fields(value))
-        return (t, *[_shape(getattr(value, n), in_tree, held) for n in names])
+        return (t, *[_shape(getattr(value, n), top_of, held) for n in names])
     if isinstance(value, (list, tuple)):
-        return (type(value), *[_shape(v, in_tree, held) for v in value])
+        return (type(value), *[_shape(v, top_of, held) for v in value])
     if isinstance(value, cst.FlattenSentinel):
-        return (cst.FlattenSentinel, *[_shape(v, in_tree, held) for v in value.nodes])
+        return (cst.FlattenSentinel, *[_shape(v, top_of, held) for v in value.nodes])
     hash(value)  # TypeError when it cannot be part of a key
     return (type(value), value)
 
