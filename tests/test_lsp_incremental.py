@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -142,6 +143,10 @@ def test_a_long_script_lints_as_a_fresh_check_after_the_edits_of_a_session():
         assert any(d.fix is not None for d in fresh.diagnostics)
     stats = linter.stats
     assert stats.parts_spliced >= 3 and stats.parts_reused >= 3
+    # What the print memo keeps names only statements of the trees kept for the next version.
+    live = {id(s) for part in linter._parts.values() if part.module is not None for s in part.module.body}
+    assert all(id(t) in live for _, tops, _ in linter._printed._renders.values() for t in tops)
+    assert linter._printed._renders and set(linter._printed._printed) <= live
 
 
 @pytest.mark.parametrize("path", BUGGY_FIXTURES[::3], ids=lambda p: p.name)
@@ -379,3 +384,35 @@ def test_lsp_benchmark_prints_both_edits_with_the_ratio_to_the_parse(capsys):
                                               "'=' -> '+=' in a function in the middle, and back"], out
     assert all(float(r) > 0 for _, r in ratios)
     assert out.count('"mode": "incremental"') == 2, out   # the server's breakdown of one change
+
+
+def test_a_lint_never_waits_for_the_workspace_scan(tmp_path, monkeypatch):
+    # The callers' scan of the workspace runs on its own thread: held up here until
+    # the lint has returned, the helper is judged on its own file meanwhile.
+    from evallint.lsp import callers
+    from evallint.lsp.linting import DocumentLinter
+
+    release, started = threading.Event(), threading.Event()
+    real = callers._importers
+
+    def held_up(settings, module):
+        started.set()
+        assert release.wait(WAIT_S)
+        return real(settings, module)
+
+    monkeypatch.setattr(callers, "_importers", held_up)
+    utils = ("import torch\n\ndef evaluate(model, loader):\n    hits = 0\n    for x, y in loader:\n"
+             "        hits += (model(x).argmax(1) == y).sum().item()\n    return hits\n")
+    (tmp_path / "utils.py").write_text(utils, encoding="utf-8")
+    (tmp_path / "train.py").write_text("from utils import evaluate\n", encoding="utf-8")
+    linter = DocumentLinter(tmp_path)
+    ready = threading.Event()
+    linter.on_callers_ready = lambda module: ready.set()
+    try:
+        doc = linter.lint((tmp_path / "utils.py").as_uri(), 1, utils, str(tmp_path / "utils.py"))
+        assert started.wait(WAIT_S)            # the scan was asked for, and is still held up
+        assert not ready.is_set()
+        assert sorted(d.code for d in doc.diagnostics) == ["EL201", "EL202"]   # judged alone
+    finally:
+        release.set()
+    assert ready.wait(WAIT_S)
