@@ -16,7 +16,7 @@ from .facts import ModuleFacts
 from .fastparse import parse_module
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source, SourceError
-from .spans import node_spans, render, syntactic_start
+from .spans import PrintMemo, node_spans, render, syntactic_start
 from .suppress import is_suppressed, skips_file
 from .textpos import LineIndex
 
@@ -66,22 +66,25 @@ def unreadable_result(path: str, message: str, settings: Settings, where: Option
 
 
 def lint_source(source: Source, settings: Settings, rules: RuleSet, *, prefilter: bool = True,
-                project=None, module: Optional[cst.Module] = None, keep_tree: bool = False) -> FileResult:
+                project=None, module: Optional[cst.Module] = None,
+                print_memo: Optional[PrintMemo] = None, keep_tree: bool = False) -> FileResult:
     """`prefilter=False` parses every file (benchmarks compare both ways). Runs on a
     big stack: deeply nested code must give results, not crash the process.
     `project` (a `project_run.ProjectContext`) gives the file its view of the other
     modules of the run and asks for the file's own summary. `module`: the source's
     tree when the caller has it already (the editor splices changed statements into
-    the previous tree), so it is not parsed again. `keep_tree`: the result holds the
-    tree (`FileResult.tree`) for a caller that checks an edit of it next."""
-    result = call_with_big_stack(_lint_source, source, settings, rules, prefilter, project, module)
+    the previous tree), so it is not parsed again; `print_memo` keeps what was printed
+    of its statements for the next version's tree (see spans.PrintMemo). `keep_tree`:
+    the result holds the tree (`FileResult.tree`) for a caller that checks an edit of
+    it next."""
+    result = call_with_big_stack(_lint_source, source, settings, rules, prefilter, project, module, print_memo)
     if not keep_tree:
         result.tree = None
     return result
 
 
 def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: bool, project=None,
-                 parsed: Optional[cst.Module] = None) -> FileResult:
+                 parsed: Optional[cst.Module] = None, print_memo: Optional[PrintMemo] = None) -> FileResult:
     try:
         source.text.encode("utf-8")
     except UnicodeEncodeError as exc:  # e.g. a lone surrogate sent by an editor
@@ -130,7 +133,7 @@ def _lint_source(source: Source, settings: Settings, rules: RuleSet, prefilter: 
             tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
             result.errors.append(f"{source.path}: internal error in rule {rule_cls.code}: {exc!r}\n{''.join(tb[-3:])}")
     if findings:
-        result.diagnostics.extend(_diagnostics(source, module, findings))
+        result.diagnostics.extend(_diagnostics(source, module, findings, print_memo, facts))
     if project is not None:
         result.diagnostics = project.drop_overturned(result.diagnostics)
         if project.want_summary:
@@ -209,14 +212,22 @@ def _syntax_diagnostic(source: Source, vline: int, col0: int, message: str) -> D
                       source_lines=(source.line_text(line, cell),))
 
 
-def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnostic]:
+def _diagnostics(source: Source, module: cst.Module, findings, print_memo: Optional[PrintMemo] = None,
+                 facts: Optional[ModuleFacts] = None) -> list[Diagnostic]:
     # One recording codegen pass gives the spans of the flagged nodes and of the
     # nodes that fixes replace; nothing else in the file pays for positions.
     wanted = [f.node for _, f, _ in findings]
     wanted += [c.old for _, f, _ in findings if f.fix is not None for c in f.fix.changes]
-    spans = node_spans(module, wanted)
+    spans = node_spans(module, wanted, print_memo)
     analysed = source.text if source.notebook is None else module.code
     index = LineIndex(analysed)
+    printer = render
+    if print_memo is not None and facts is not None:
+        def top_of(node: cst.CSTNode) -> Optional[cst.CSTNode]:
+            return _top_of(facts, node)
+
+        def printer(module, new, old, indent):
+            return print_memo.render(module, new, old, indent, top_of)
     out = []
     for rule_cls, finding, depends in findings:
         span = spans.get(id(finding.node))
@@ -231,11 +242,38 @@ def _diagnostics(source: Source, module: cst.Module, findings) -> list[Diagnosti
         context = _context_lines(source, cell, line, end_line)
         if is_suppressed([context[0], context[-1]], rule_cls.code, rule_cls.name):
             continue
-        fix = _fix(source, module, finding, analysed, index, spans) if finding.fix is not None else None
+        fix = _fix(source, module, finding, analysed, index, spans, printer) if finding.fix is not None else None
         out.append(Diagnostic(rule_cls.code, rule_cls.name, rule_cls.severity, finding.message,
                               source.path, line, col + 1, end_line, end_col + 1,
                               cell=cell, fix=fix, source_lines=context, depends_on=depends))
     return out
+
+
+def _top_of(facts: ModuleFacts, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+    """The top-level statement holding a node that is one of the tree's statements,
+    lines or blocks (a fix reuses them whole), None for any other node. The print
+    memo keys those by identity; any answer is sound, a wrong None only prints more."""
+    if isinstance(node, cst.SimpleStatementLine):
+        stmt = facts.stmt(node.body[0]) if node.body else None
+        found = stmt is not None and stmt.line_node is node
+    elif isinstance(node, cst.IndentedBlock):
+        first = node.body[0] if node.body else None
+        if isinstance(first, cst.SimpleStatementLine):
+            first = first.body[0] if first.body else None
+        stmt = facts.stmt(first) if first is not None else None
+        owner = stmt.parent.node if stmt is not None and stmt.parent is not None else None
+        found = owner is not None and any(
+            block is node for block in (getattr(owner, "body", None),
+                                        getattr(getattr(owner, "orelse", None), "body", None),
+                                        getattr(getattr(owner, "finalbody", None), "body", None)))
+    else:
+        stmt = facts.stmt(node)
+        found = stmt is not None and stmt.node is node
+    if not found:
+        return None
+    while stmt.parent is not None:
+        stmt = stmt.parent
+    return stmt.line_node if stmt.line_node is not None else stmt.node
 
 
 def _is_word(c: str) -> bool:
@@ -255,6 +293,31 @@ def _whole_tokens(old: str, new: str, p: int, q: int) -> tuple[int, int]:
     return p, q
 
 
+def _common_prefix(a: str, b: str, limit: int) -> int:
+    """Length of the common prefix of a and b, at most `limit` (slices compare in C:
+    a fix that wraps a loop repeats hundreds of characters)."""
+    lo, hi = 0, limit
+    while lo < hi:   # a[:lo] == b[:lo] holds; find the largest such lo
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the common suffix of a and b, at most `limit`."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid: len(a) - lo] == b[len(b) - mid: len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def _trim_end(text: str, start: int, end: int) -> int:
     """A span ends before its trailing whitespace and newline."""
     while end > start and text[end - 1] in " \t\r\n":
@@ -269,7 +332,8 @@ def _context_lines(source: Source, cell, line: int, end_line: int) -> tuple[str,
     return tuple(lines) or ("",)
 
 
-def _fix(source: Source, module: cst.Module, finding, analysed: str, index: LineIndex, spans) -> Optional[Fix]:
+def _fix(source: Source, module: cst.Module, finding, analysed: str, index: LineIndex, spans,
+         printer=render) -> Optional[Fix]:
     edits = []
     for change in finding.fix.changes:
         span = spans.get(id(change.old))
@@ -277,18 +341,14 @@ def _fix(source: Source, module: cst.Module, finding, analysed: str, index: Line
             return None
         start, end, indent = span
         try:
-            new = render(module, change.new, change.old, indent)
+            new = printer(module, change.new, change.old, indent)
         except Exception:  # a replacement libcst cannot print is no fix
             return None
         old = analysed[start:end]
-        p = 0
-        while p < min(len(old), len(new)) and old[p] == new[p]:
-            p += 1
-        q = 0
-        while q < min(len(old), len(new)) - p and old[len(old) - 1 - q] == new[len(new) - 1 - q]:
-            q += 1
         if old == new:
             continue
+        p = _common_prefix(old, new, min(len(old), len(new)))
+        q = _common_suffix(old, new, min(len(old), len(new)) - p)
         p, q = _whole_tokens(old, new, p, q)
         (line, col), (end_line, end_col) = index.position(start + p), index.position(end - q)
         content = new[p: len(new) - q]

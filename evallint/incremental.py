@@ -39,6 +39,7 @@ from .fastparse import parse_module
 from .fixer import verify_offered_fixes
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source
+from .spans import PrintMemo
 from .splice import splice
 from .suppress import skips_file
 
@@ -347,6 +348,7 @@ class IncrementalLinter:
         self._settings: Optional[Settings] = None
         self._text: Optional[str] = None          # the last version cut into chunks
         self._chunks: Optional[list[Chunk]] = None
+        self._printed = PrintMemo()   # what was printed of the statements the next trees reuse
         self._lock = threading.Lock()
 
     def lint(self, text: str, settings: Settings, rules: RuleSet, project=None,
@@ -358,6 +360,7 @@ class IncrementalLinter:
             linted = self._incremental(text, settings, rules, project, t0)
             if linted is None:
                 self._parts.clear()
+                self._printed.keep(())
                 self.stats.full_lints += 1
                 result = full()
                 self.stats.last = {"mode": "full", "total_ms": _ms(t0)}
@@ -423,6 +426,7 @@ class IncrementalLinter:
             errors += part.errors
         t_parts = time.perf_counter()
         self._parts = kept
+        self._printed.keep(s for part in kept.values() if part.module is not None for s in part.module.body)
         finish = (lambda ds: project.drop_overturned(ds)) if project is not None else (lambda ds: ds)
         diagnostics = sorted(finish(diagnostics), key=lambda d: d.sort_key)
         self.stats.parts_linted += linted
@@ -460,7 +464,7 @@ class IncrementalLinter:
             except (cst.ParserSyntaxError, RecursionError):
                 module = None  # the engine parses it again and says why
         recording = _RecordingContext(project) if project is not None else None
-        result = lint_source(source, settings, rules, project=recording, module=module)
+        result = lint_source(source, settings, rules, project=recording, module=module, print_memo=self._printed)
         summaries = recording.summaries_read() if recording is not None else {}
         return _Part(source, settings, list(result.diagnostics), list(result.errors), summaries, module, texts)
 

@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
 from evallint.config import Settings
@@ -20,6 +22,7 @@ from evallint.fixer import verify_offered_fixes
 from evallint.fastparse import parse_module
 from evallint.incremental import IncrementalLinter, LintStats, group_parts, resplit, split_chunks
 from evallint.registry import load_rules
+from evallint.spans import PrintMemo, node_spans
 from evallint.splice import splice
 
 pytest.importorskip("pygls")
@@ -113,6 +116,69 @@ def test_a_spliced_tree_is_the_tree_of_a_fresh_parse(path):
             assert spliced.code == new and spliced.deep_equals(fresh), f"step {step}:\n{new}"
         text, chunks, module = new, new_chunks, fresh
     assert spliced_any or len(chunks or ()) < 3
+
+
+def test_a_long_script_lints_as_a_fresh_check_after_the_edits_of_a_session():
+    # The benchmark's 1,000-line script (one big part, fixes in every copy of the
+    # block): the edits reuse most statements, their printed spans and fixes.
+    sys.path.insert(0, str(REPO))
+    from benchmarks.perf import _lsp_script
+
+    rules = load_rules()
+    settings = Settings(enabled=frozenset(rules.codes()) | frozenset(rules.engine_codes()), root=REPO)
+    text = _lsp_script(400)
+    linter, stats = IncrementalLinter("train.py", LintStats()), None
+    rng = random.Random("long")
+    bug = "        correct = (predicted == labels)"
+    for step in range(8):
+        if step in (1, 3):
+            text = text.replace(bug, bug.replace("correct =", "correct +="), 1)
+        elif step == 2:
+            text += "\n# edit\n"
+        elif step:
+            text = random_edit(text, rng)
+        fresh = lint_text(text, "train.py", settings, rules)
+        linted = linter.lint(text, settings, rules, full=lambda: lint_text(text, "train.py", settings, rules))
+        assert _as_json(linted.result.diagnostics) == _as_json(fresh.diagnostics), f"step {step}:\n{text}"
+        assert any(d.fix is not None for d in fresh.diagnostics)
+    stats = linter.stats
+    assert stats.parts_spliced >= 3 and stats.parts_reused >= 3
+    # What the print memo keeps names only statements of the trees kept for the next version.
+    live = {id(s) for part in linter._parts.values() if part.module is not None for s in part.module.body}
+    assert all(id(t) in live for _, tops, _ in linter._printed._renders.values() for t in tops)
+    assert linter._printed._renders and set(linter._printed._printed) <= live
+
+
+@pytest.mark.parametrize("path", BUGGY_FIXTURES[::3], ids=lambda p: p.name)
+def test_spans_kept_across_versions_are_the_spans_of_a_fresh_printing(path):
+    # PrintMemo prints only the statements it has not printed; the spans of every
+    # statement and expression must still be those of printing the whole module.
+    text = path.read_text(encoding="utf-8")
+    chunks, module = split_chunks(text), parse_module(text)
+    memo = PrintMemo()
+    rng = random.Random(path.name)
+    for step in range(6):
+        if module is not None:
+            nodes = [n for n in _all_nodes(module) if isinstance(n, (cst.BaseStatement, cst.BaseExpression))]
+            nodes = rng.sample(nodes, min(len(nodes), 40))
+            assert node_spans(module, nodes, memo) == node_spans(module, nodes), f"step {step}:\n{text}"
+        new = random_edit(text, rng)
+        new_chunks = (resplit(text, chunks, new) if chunks else None) or split_chunks(new)
+        spliced = splice(module, [c.text for c in chunks], [c.text for c in new_chunks]) \
+            if module is not None and chunks and new_chunks else None
+        if spliced is None:
+            try:
+                spliced = parse_module(new)
+            except Exception:  # the edit broke the file
+                spliced = None
+        text, chunks, module = new, new_chunks, spliced
+
+
+def _all_nodes(node: cst.CSTNode) -> list:
+    out = [node]
+    for child in node.children:
+        out += _all_nodes(child)
+    return out
 
 
 def test_chunks_tie_by_shared_names_and_imports_tie_nothing():
@@ -320,3 +386,35 @@ def test_lsp_benchmark_prints_both_edits_with_the_ratio_to_the_parse(capsys):
                                               "'=' -> '+=' in a function in the middle, and back"], out
     assert all(float(r) > 0 for _, r in ratios)
     assert out.count('"mode": "incremental"') == 2, out   # the server's breakdown of one change
+
+
+def test_a_lint_never_waits_for_the_workspace_scan(tmp_path, monkeypatch):
+    # The callers' scan of the workspace runs on its own thread: held up here until
+    # the lint has returned, the helper is judged on its own file meanwhile.
+    from evallint.lsp import callers
+    from evallint.lsp.linting import DocumentLinter
+
+    release, started = threading.Event(), threading.Event()
+    real = callers._importers
+
+    def held_up(settings, module):
+        started.set()
+        assert release.wait(WAIT_S)
+        return real(settings, module)
+
+    monkeypatch.setattr(callers, "_importers", held_up)
+    utils = ("import torch\n\ndef evaluate(model, loader):\n    hits = 0\n    for x, y in loader:\n"
+             "        hits += (model(x).argmax(1) == y).sum().item()\n    return hits\n")
+    (tmp_path / "utils.py").write_text(utils, encoding="utf-8")
+    (tmp_path / "train.py").write_text("from utils import evaluate\n", encoding="utf-8")
+    linter = DocumentLinter(tmp_path)
+    ready = threading.Event()
+    linter.on_callers_ready = lambda module: ready.set()
+    try:
+        doc = linter.lint((tmp_path / "utils.py").as_uri(), 1, utils, str(tmp_path / "utils.py"))
+        assert started.wait(WAIT_S)            # the scan was asked for, and is still held up
+        assert not ready.is_set()
+        assert sorted(d.code for d in doc.diagnostics) == ["EL201", "EL202"]   # judged alone
+    finally:
+        release.set()
+    assert ready.wait(WAIT_S)

@@ -19,7 +19,7 @@ from .evaluation import EvalPass, Evaluation
 from .gradients import Gradients
 from .model_modes import ModelModes
 from . import accumulators as _accumulators, loaders as _loaders, predictions as _predictions
-from .imports import import_aliases, qualify as _qualify
+from .imports import Qualifier, import_aliases
 from .index import ModuleIndex, Stmt
 from .patterns import DEFAULT_PATTERNS, NamePatterns
 from . import resolve  # project view and model bindings
@@ -59,7 +59,11 @@ class ModuleFacts:
         return import_aliases(self.statements)
 
     def qualify(self, expr: cst.CSTNode) -> Optional[str]:
-        return _qualify(expr, self.aliases)
+        return self._qualifier(expr)
+
+    @cached_property
+    def _qualifier(self) -> Qualifier:
+        return Qualifier(self.aliases)
 
     @cached_property
     def frameworks(self) -> frozenset[str]:

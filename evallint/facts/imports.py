@@ -44,3 +44,21 @@ def qualify(expr: cst.BaseExpression, aliases: dict[str, str]) -> Optional[str]:
     head, _, rest = text.partition(".")
     base = aliases.get(head, head)
     return f"{base}.{rest}" if rest else base
+
+
+class Qualifier:
+    """`qualify` for one module, remembered per expression node: the facts ask about
+    the same few hundred names thousands of times. An entry holds its node, so that
+    an id is never another node's."""
+
+    def __init__(self, aliases: dict[str, str]) -> None:
+        self.aliases = aliases
+        self._seen: dict[int, tuple[cst.CSTNode, Optional[str]]] = {}
+
+    def __call__(self, expr: cst.BaseExpression) -> Optional[str]:
+        found = self._seen.get(id(expr))
+        if found is not None and found[0] is expr:
+            return found[1]
+        out = qualify(expr, self.aliases)
+        self._seen[id(expr)] = (expr, out)
+        return out
