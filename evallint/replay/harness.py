@@ -204,18 +204,26 @@ def _run_definitions(torch, job: dict, code: str, seed: int, limit: float) -> di
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def _builds_optimizer(job: dict) -> bool:
+    # A region runs top to bottom; other jobs' definitions (a LightningModule's
+    # `configure_optimizers`) are not all called.
+    return "optimizer" in (job.get("roles") or {}).values() or job["kind"] == "region" and any(
+        "optim" in code for code in job["versions"].values() if code)
+
+
+def _uses_torchmetrics(job: dict) -> bool:
+    return job["kind"] in ("logged", "average") or "torchmetrics" in " ".join(job.get("imports") or ()) \
+        or any(isinstance(r, dict) and "construct" in r for r in (job.get("self_attrs") or {}).values())
+
+
 def _warm_up(torch, jobs: list[dict]) -> None:
     """What torch and torchmetrics import on first use, imported once per child before the
     jobs (start-up, like torch's own import), not inside the first finding that needs it:
     an optimizer's first method call imports torch._dynamo (about a second)."""
-    codes = [code for job in jobs for code in job["versions"].values() if code]
-    if any(role == "optimizer" for job in jobs for role in (job.get("roles") or {}).values()) \
-            or any("optim" in code for code in codes):
+    if any(_builds_optimizer(job) for job in jobs):
         with contextlib.redirect_stderr(io.StringIO()):
             import torch._dynamo  # noqa: F401
-    if any(job["kind"] in ("logged", "average") or "torchmetrics" in " ".join(job.get("imports") or ())
-           or any("construct" in r for r in (job.get("self_attrs") or {}).values() if isinstance(r, dict))
-           for job in jobs):
+    if any(_uses_torchmetrics(job) for job in jobs):
         from evallint.replay import metrics_child
 
         try:
