@@ -14,7 +14,9 @@ the median over the repeats is quoted; no absolute time is a target. The floors:
   appended at the end, and `=` <-> `+=` on an accumulator in a function in the middle;
   the server's own breakdown of one change (`evallint/debugStats`) is printed too;
 - memory: peak resident memory of the whole process tree on 5,000 files;
-- replay: seconds per finding after the child imported torch, and the child's start.
+- replay: seconds per finding after the child imported torch (with torch._dynamo and
+  torchmetrics where its jobs need them), the slowest one named, and the rest of each
+  file's wall time (interpreter starts, lint, torch's import).
 Default corpus: the shipped fixtures. Measure on a quiet machine.
 """
 from __future__ import annotations
@@ -298,13 +300,14 @@ def bench_replay() -> None:
             data = json.loads(out.stdout)
         except ValueError:
             continue
-        per = [x["seconds"] for x in data["findings"] if x.get("seconds") is not None]
+        per = [(x["seconds"], f"{f.name} {x['code']}") for x in data["findings"] if x.get("seconds") is not None]
         if per:
             times.extend(per)
-            starts.append(wall - sum(per))
+            starts.append(wall - sum(s for s, _ in per))
     if times:
-        print(f"  per finding after the torch import: median {statistics.median(times):.3f} s, "
-              f"max {max(times):.3f} s over {len(times)} findings; child start and lint: median "
+        slowest = max(times)
+        print(f"  per finding after the torch import: median {statistics.median(s for s, _ in times):.3f} s, "
+              f"max {slowest[0]:.3f} s ({slowest[1]}) over {len(times)} findings; child start and lint: median "
               f"{statistics.median(starts):.2f} s")
 
 

@@ -235,6 +235,48 @@ def test_static_linter_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_the_child_runs_every_kind_of_job_without_the_cutter(rules, monkeypatch, tmp_path):
+    """The child imports only what runs the jobs: never the cutter, nor libcst."""
+    pytest.importorskip("torch")
+    from evallint.replay import run as run_mod
+    from evallint.replay.child import ChildResult
+    from evallint.replay.harness import MARK
+
+    jobs: list = []
+
+    class Capture:  # stands in for the child: keeps the jobs the parent prepared
+        def run(self, given, device, seed, time_limit):
+            jobs.extend(given)
+            return ChildResult()
+
+    monkeypatch.setattr(run_mod, "Child", Capture)
+    names = ["el101_last_batch.py", "el207_functional_dropout.py", "el401_binary_f1_variable.py",
+             "el302_own_dataset.py", "el203_eval_not_undone.py"]
+    replay_sources([_lint(FIXTURES / n, rules) for n in names], rules, device="cpu")
+    assert {j["kind"] for j in jobs} == {"region", "module", "logged", "datasets"}
+    code = ("import runpy, sys\nharness = sys.argv[1]\nsys.argv = [harness]\n"
+            "try:\n    runpy.run_path(harness, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('parent modules:', sorted(m for m in sys.modules if m.split('.')[0] == 'libcst'"
+            " or m in ('evallint.replay.region', 'evallint.replay.tree', 'evallint.replay.modules')))")
+    request = json.dumps({"jobs": jobs, "device": "cpu", "seed": 0, "time_limit": 20})
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(ROOT / "evallint" / "replay" / "harness.py")],
+                         input=request, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    results = [json.loads(line[len(MARK):]) for line in out.stdout.splitlines() if line.startswith(MARK)]
+    ran = [r for r in results if "id" in r]
+    assert len(ran) == len(jobs) and not [r for r in ran if "error" in r], out.stdout[-2000:]
+    assert out.stdout.splitlines()[-1] == "parent modules: []"
+
+
+def test_a_child_started_early_and_given_no_jobs_is_stopped():
+    from evallint.replay.child import Child
+
+    child = Child()  # as `evallint replay` starts it, before linting
+    scratch = Path(child._scratch.name)
+    assert scratch.is_dir()
+    child.close()
+    assert child._proc.poll() is not None and not scratch.exists()
+
+
 # --- the cutter (no torch needed) -------------------------------------------------------
 
 def test_region_keeps_init_loop_and_metric_and_skips_file_io():

@@ -188,10 +188,10 @@ def _run_datasets(torch, job: dict, code: str, limit: float) -> dict:
 def _run_definitions(torch, job: dict, code: str, seed: int, limit: float) -> dict:
     """Jobs that run the file's own definitions: a LightningModule's steps, a metric's
     constructor, an nn.Module's forward (metrics_child.py, modules.py)."""
-    from evallint.replay import metrics_child, modules
+    from evallint.replay import metrics_child, modules_child
 
     run = {"logged": metrics_child.run_logged, "average": metrics_child.run_average,
-           "module": modules.run_module}[job["kind"]]
+           "module": modules_child.run_module}[job["kind"]]
     signal.setitimer(signal.ITIMER_REAL, limit)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -204,13 +204,45 @@ def _run_definitions(torch, job: dict, code: str, seed: int, limit: float) -> di
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def _builds_optimizer(job: dict) -> bool:
+    # A region runs top to bottom; other jobs' definitions (a LightningModule's
+    # `configure_optimizers`) are not all called.
+    return "optimizer" in (job.get("roles") or {}).values() or job["kind"] == "region" and any(
+        "optim" in code for code in job["versions"].values() if code)
+
+
+def _uses_torchmetrics(job: dict) -> bool:
+    return job["kind"] in ("logged", "average") or "torchmetrics" in " ".join(job.get("imports") or ()) \
+        or any(isinstance(r, dict) and "construct" in r for r in (job.get("self_attrs") or {}).values())
+
+
+def _warm_up(torch, jobs: list[dict]) -> None:
+    """What torch and torchmetrics import on first use, imported once per child before the
+    jobs (start-up, like torch's own import), not inside the first finding that needs it:
+    an optimizer's first method call imports torch._dynamo (about a second)."""
+    if any(_builds_optimizer(job) for job in jobs):
+        with contextlib.redirect_stderr(io.StringIO()):
+            import torch._dynamo  # noqa: F401
+    if any(_uses_torchmetrics(job) for job in jobs):
+        from evallint.replay import metrics_child
+
+        try:
+            metrics_child._torchmetrics()
+        except metrics_child.NeedsTorchmetrics:
+            pass  # the jobs that need it say so
+
+
 def main() -> int:
     # The package root, so that `evallint` imports even without an install.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     warnings.filterwarnings("ignore")
-    request = json.loads(sys.stdin.read())
+    # torch first: the parent starts the child before it lints, and sends the jobs after.
     with contextlib.redirect_stderr(io.StringIO()):  # torch's import-time chatter
         import torch
+    text = sys.stdin.read()
+    if not text.strip():  # the parent found nothing to run
+        return 0
+    request = json.loads(text)
     want = request["device"]
     if want == "cuda" and not torch.cuda.is_available():
         _emit({"fatal": "cuda-unavailable", "torch": torch.__version__})
@@ -226,7 +258,10 @@ def main() -> int:
     vision.install(torch)  # never download or read a dataset
 
     seed, limit = request["seed"], request["time_limit"]
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    # The stand-ins are tiny (batches of 64 rows): one thread. Intra-op threads only add
+    # their wake-ups and barriers (milliseconds per op on a busy machine, 50x the op).
+    torch.set_num_threads(1)
+    _warm_up(torch, request["jobs"])
     for job in request["jobs"]:
         result: dict = {"id": job["id"], "versions": {}}
         started = time.perf_counter()

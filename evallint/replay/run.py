@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from ..runtime._torch import INSTALL_HINT, torch_available
-from .child import run_child
+from .child import Child
 from .datasets import build_datasets_code
 from .positions import edit_spans, map_position, virtual_line
 from .probes import Evidence, Probe, probes_of
@@ -44,17 +44,21 @@ def run_replay(path: str, select: Optional[set[str]], device: str, seed: int, se
     """Lint `path`, then replay its findings (those in `select`, all when None)."""
     if not torch_available():
         return ReplayReport(path=path, seed=seed, error=f"replay needs PyTorch, which is not installed; {INSTALL_HINT}")
-    from ..engine import lint_path  # the engine is only needed here; keeps imports light
+    child = Child()  # imports torch on another core while this process lints and cuts
+    try:
+        from ..engine import lint_path  # the engine is only needed here; keeps imports light
 
-    result = lint_path(path, settings, rules)
-    unusable = unusable_file(result.diagnostics, rules)
-    if unusable:  # as `check` reports it: a file that cannot be read or parsed has nothing to run
-        return ReplayReport(path=path, seed=seed, error=unusable)
-    if result.source is None:
-        why = "; ".join(d.message for d in result.diagnostics) or "the file cannot be read"
-        return ReplayReport(path=path, seed=seed, error=why)
-    diags = [d for d in result.diagnostics if _selected(d.code, select)]
-    return replay_diagnostics(result.source, diags, rules, device=device, seed=seed, time_limit=time_limit)
+        result = lint_path(path, settings, rules)
+        unusable = unusable_file(result.diagnostics, rules)
+        if unusable:  # as `check` reports it: a file that cannot be read or parsed has nothing to run
+            return ReplayReport(path=path, seed=seed, error=unusable)
+        if result.source is None:
+            why = "; ".join(d.message for d in result.diagnostics) or "the file cannot be read"
+            return ReplayReport(path=path, seed=seed, error=why)
+        diags = [d for d in result.diagnostics if _selected(d.code, select)]
+        return replay_sources([(result.source, diags)], rules, device, seed, time_limit, child=child)[0]
+    finally:
+        child.close()
 
 
 def _selected(code: str, select: Optional[Iterable[str]]) -> bool:
@@ -68,8 +72,9 @@ def replay_diagnostics(source, diagnostics, rules, device: str = "auto", seed: i
 
 
 def replay_sources(items, rules, device: str = "auto", seed: int = 0,
-                   time_limit: float = DEFAULT_TIME_LIMIT) -> list[ReplayReport]:
-    """Replay the diagnostics of several Sources with one child process (torch starts once)."""
+                   time_limit: float = DEFAULT_TIME_LIMIT, child: Optional[Child] = None) -> list[ReplayReport]:
+    """Replay the diagnostics of several Sources with one child process (torch starts once);
+    `child`, one already started, is used if there is anything to run."""
     started = time.perf_counter()
     items = list(items)
     paths = [getattr(src, "path", "<source>") for src, _ in items]
@@ -97,15 +102,15 @@ def replay_sources(items, rules, device: str = "auto", seed: int = 0,
     notes: list[str] = []
     # An explicit --device cuda is checked even with nothing to run: the user asked for it.
     if jobs or device == "cuda":
-        child = run_child(jobs, device, seed, time_limit)
-        header, results = child.header, child.results
+        out = (child or Child()).run(jobs, device, seed, time_limit)
+        header, results = out.header, out.results
         if header.get("fatal") == "cuda-unavailable":
             return failed(f"--device cuda was requested but torch {header.get('torch')} sees no CUDA GPU; "
                           "use --device cpu (or auto, which falls back to the CPU)", header.get("torch"))
         if not header:
-            tail = child.stderr.strip().splitlines()[-1:] or ["no output"]
+            tail = out.stderr.strip().splitlines()[-1:] or ["no output"]
             return failed(f"the replay child process failed: {tail[0]}")
-        if child.timed_out:
+        if out.timed_out:
             notes.append("the replay child ran out of time; unfinished findings are marked")
     elapsed = time.perf_counter() - started
     return [ReplayReport(path=path, device=header.get("device"), torch_version=header.get("torch"),
