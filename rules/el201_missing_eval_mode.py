@@ -75,6 +75,22 @@ class MissingEvalMode(Rule):
             yield Finding(p.call, message, fix)
 
     VALID = [
+        # a training epoch whose step runs inside a callable (a loss scaler): the model is
+        # put in training mode before its batches, so this is no evaluation
+        """
+        import torch
+
+        def run_one_epoch(model, criterion, loader, optimizer, scaler, mixup):
+            model.train(True)
+            correct = 0
+            for samples, targets in loader:
+                samples, targets = mixup(samples, targets)
+                outputs = model(samples)
+                loss = criterion(outputs, targets)
+                scaler(loss, optimizer, parameters=model.parameters())
+                correct += (outputs.argmax(1) == targets.argmax(1)).sum().item()
+            return correct
+        """,
         # the official CIFAR-10 tutorial: no eval(), but the net has no dropout/batch-norm
         """
         import torch

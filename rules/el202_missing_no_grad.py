@@ -76,6 +76,22 @@ class MissingNoGrad(Rule):
                                   f"run it under `torch.no_grad()`{note}", fix)
 
     VALID = [
+        # a training epoch whose step runs inside a callable (a loss scaler): the model is
+        # put in training mode before its batches, so this is no evaluation
+        """
+        import torch
+
+        def run_one_epoch(model, criterion, loader, optimizer, scaler, mixup):
+            model.train(True)
+            correct = 0
+            for samples, targets in loader:
+                samples, targets = mixup(samples, targets)
+                outputs = model(samples)
+                loss = criterion(outputs, targets)
+                scaler(loss, optimizer, parameters=model.parameters())
+                correct += (outputs.argmax(1) == targets.argmax(1)).sum().item()
+            return correct
+        """,
         """
         import torch
         def evaluate(model, loader):

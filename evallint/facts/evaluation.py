@@ -216,8 +216,8 @@ class Evaluation:
     # Training ------------------------------------------------------------------------
     def trains(self, stmt: Stmt, _depth: int = 0) -> bool:
         """Does the code train: backward, an optimizer step, autograd.grad, a call of
-        an in-file function that does, or a call named like training (`train_step`,
-        `fit`, `update`) that we cannot see into?"""
+        an in-file function that does, a call named like training (`train_step`,
+        `fit`, `update`) that we cannot see into, or one handed the optimizer?"""
         f = self.facts
         if f.backprops_in(stmt):
             return True
@@ -228,6 +228,8 @@ class Evaluation:
             short = last_part(name)
             if _TRAINING_CALL.search(_snake(short)):
                 return True
+            if any(type(a.value) is cst.Name and _OPTIMIZER_NAME.search(a.value.value.lower()) for a in call.args):
+                return True  # `loss_scaler(loss, optimizer)`: the step runs inside the call
             if _depth < 2:
                 for fn in f.functions.get(short, []):
                     if fn.stmt is not stmt.function and self.trains(fn.stmt, _depth + 1):
