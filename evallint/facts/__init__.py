@@ -59,7 +59,18 @@ class ModuleFacts:
         return import_aliases(self.statements)
 
     def qualify(self, expr: cst.CSTNode) -> Optional[str]:
-        return _qualify(expr, self.aliases)
+        known = self._qualified.get(id(expr))
+        if known is not None and known[0] is expr:
+            return known[1]
+        name = _qualify(expr, self.aliases)
+        self._qualified[id(expr)] = (expr, name)
+        return name
+
+    @cached_property
+    def _qualified(self) -> dict[int, tuple[cst.CSTNode, Optional[str]]]:
+        # id(expr) -> (expr, dotted name through imports): asked for the same callees by
+        # many facts and rules; the node is kept so that a reused id cannot match.
+        return {}
 
     @cached_property
     def frameworks(self) -> frozenset[str]:
