@@ -57,6 +57,8 @@ class ModuleIndex:
         self.binops: list[tuple[cst.BinaryOperation, Stmt]] = []
         self.top: list[Stmt] = []
         self._bodies: dict[int, list[Stmt]] = {}
+        # (scope kind, id) -> name -> storing statements, filled by flow.last_assignment_before
+        self.scope_stores: dict[tuple, dict[str, list[Stmt]]] = {}
         self._build()
 
     # The traversal --------------------------------------------------------------
