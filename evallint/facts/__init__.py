@@ -313,6 +313,14 @@ class ModuleFacts:
     def _bound_losses(self) -> list[_losses.LossInfo]:
         return _losses.collect_losses(self.statements, self.qualify)
 
+    @cached_property
+    def _bound_losses_by_name(self) -> dict[str, list[_losses.LossInfo]]:
+        # name -> its bound losses, in order: every call of the module asks by name
+        by_name: dict[str, list[_losses.LossInfo]] = {}
+        for l in self._bound_losses:
+            by_name.setdefault(l.name, []).append(l)
+        return by_name
+
     def loss_named(self, name: str, at: Stmt, _depth: int = 0) -> Optional[_losses.LossInfo]:
         return _losses.loss_named(self, name, at, _depth)
 

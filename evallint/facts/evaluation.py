@@ -53,6 +53,8 @@ _MODE_HELPER = re.compile(r"(?:^|_)(?:eval_mode|evaluation_mode|evaluating|infer
                           r"training_mode|train_mode)$")
 # Methods that cut a batch out of a tensor: `X.narrow(0, i, bs)`, `X.index_select(0, idx)`.
 _SLICING_METHODS = {"narrow", "index_select", "take", "gather"}
+# `_header_shapes` bits: a node that could score predictions; a subscript or slicing method.
+_SCORES, _SLICES = 1, 2
 # torch.nn losses are modules too, but calling one is not a forward pass of the model.
 _LOSS_SUFFIXES = ("Loss", "loss")
 
@@ -155,9 +157,8 @@ class Evaluation:
         """An index loop: `for i in range(0, len(X), bs): model(X[i:i + bs])`, or a
         `while` loop that pops indices. A tensor indexed by a name the loop binds
         (directly or through `xb = X[i:i + bs]`) reaches a model call in its body."""
-        if not any(isinstance(n, cst.Subscript) or (isinstance(n, cst.Attribute) and n.attr.value in _SLICING_METHODS)
-                   for s in self.facts.index.statements[loop.stmt.order + 1: loop.stmt.end_order + 1]
-                   for h in _header_nodes(s) for n in walk(h)):
+        if not any(self._header_shapes(s) & _SLICES
+                   for s in self.facts.index.statements[loop.stmt.order + 1: loop.stmt.end_order + 1]):
             return False  # nothing is sliced or indexed in the loop at all
         body = [s for s in self._own_statements(loop)]
         index_names = set(loop.targets)
@@ -203,9 +204,18 @@ class Evaluation:
 
     # Model calls ---------------------------------------------------------------------
     def model_calls(self, stmt: Stmt) -> list[tuple[cst.Call, str, Stmt]]:
-        """Forward passes inside a statement; calls of loss modules are not."""
-        return [(c, k, s) for c, k, s in self.facts.model_calls(stmt)
+        """Forward passes inside a statement; calls of loss modules are not. Callers
+        must not modify the list (memoised: loops are asked about many times)."""
+        found = self._model_calls.get(id(stmt))
+        if found is None:
+            found = self._model_calls[id(stmt)] = [
+                (c, k, s) for c, k, s in self.facts.model_calls(stmt)
                 if not self._is_loss_module(k, s) and not _ACCESSOR.match(_snake(last_part(k)))]
+        return found
+
+    @cached_property
+    def _model_calls(self) -> dict[int, list[tuple[cst.Call, str, Stmt]]]:
+        return {}  # id(stmt) -> its forward passes
 
     def _is_loss_module(self, key: str, at: Stmt) -> bool:
         if last_part(key).lower().endswith(("loss", "criterion")):
@@ -245,7 +255,7 @@ class Evaluation:
         stmts = [scope, *f.index.statements[scope.order + 1: scope.end_order + 1]]
         stmts = [s for s in stmts if s is scope or not _in_nested_function(s, scope)
                  and not (s.is_function or isinstance(s.node, cst.ClassDef))]
-        if not any(_scoring_shape(n) for s in stmts for h in _header_nodes(s) for n in walk(h)):
+        if not any(self._header_shapes(s) & _SCORES for s in stmts):
             return False  # no comparison, metric call or difference at all: cheap way out
         if not any(self._is_forward(c, s) for s in stmts for c in s.calls):
             return False
@@ -280,6 +290,27 @@ class Evaluation:
                         and _difference_of(node.left, tainted):
                     return True
         return False
+
+    def _header_shapes(self, stmt: Stmt) -> int:
+        """What a statement's own expressions hold, as `_SCORES | _SLICES` bits."""
+        shapes = self._shapes_memo.get(id(stmt))
+        if shapes is None:
+            shapes = 0
+            for h in _header_nodes(stmt):
+                for n in walk(h):
+                    if _scoring_shape(n):
+                        shapes |= _SCORES
+                    if isinstance(n, cst.Subscript) or (isinstance(n, cst.Attribute)
+                                                        and n.attr.value in _SLICING_METHODS):
+                        shapes |= _SLICES
+            self._shapes_memo[id(stmt)] = shapes
+        return shapes
+
+    @cached_property
+    def _shapes_memo(self) -> dict[int, int]:
+        # id(stmt) -> its `_header_shapes`: loops and functions nest, and each asks
+        # about every statement inside it; one walk per statement answers them all.
+        return {}
 
     def _from_model(self, expr: cst.CSTNode, tainted: set[str], stmt: Stmt) -> bool:
         return _mentions(expr, tainted) or any(self._is_forward(c, stmt) for c in _calls(expr))

@@ -37,19 +37,40 @@ def _class_scope(stmt: Stmt) -> Optional[Stmt]:
 def last_assignment_before(index: ModuleIndex, name: str, at: Stmt) -> Optional[Stmt]:
     """The last statement before `at` in its scope that stores `name`; for a name
     never stored in a function, the module level is searched."""
+    owner = _class_scope(at)
+    stores = _scope_stores(index, owner, at.function)
     found = None
-    for s in scope_statements(index, at):
-        if s.order >= at.order:
-            break
-        if name in s.stores and not s.contains(at):
+    for s in reversed(stores.get(name, ())):
+        if s.order < at.order and not s.contains(at):
             found = s
-    if found is None and at.function is not None and not any(name in s.stores for s in scope_statements(index, at)):
+            break
+    if found is None and at.function is not None and name not in stores:
         if name in _params(at.function):
             return None
-        for s in index.function_body(None):
-            if name in s.stores:
-                found = s
+        module_stores = _scope_stores(index, None, None).get(name)
+        if module_stores:
+            found = module_stores[-1]
     return found
+
+
+def _scope_stores(index: ModuleIndex, owner: Optional[Stmt], function: Optional[Stmt]) -> dict[str, list[Stmt]]:
+    """name -> the statements of a scope (`scope_statements`: a class body run directly,
+    else a function or the top level) that store it, in order. Memoised on the index:
+    assignment look-ups would otherwise scan the whole scope per question."""
+    key = ("class", id(owner)) if owner is not None else ("function", id(function))
+    table = index.scope_stores.get(key)
+    if table is None:
+        if owner is not None:
+            stmts = [s for s in index.statements[owner.order + 1: owner.end_order + 1]
+                     if s.function is function and _class_scope(s) is owner]
+        else:
+            stmts = index.function_body(function)
+        table = {}
+        for s in stmts:
+            for n in s.stores:
+                table.setdefault(n, []).append(s)
+        index.scope_stores[key] = table
+    return table
 
 
 def assigned_value(index: ModuleIndex, name: str, at: Stmt) -> Optional[cst.BaseExpression]:

@@ -13,7 +13,7 @@ from typing import Optional
 import libcst as cst
 
 from .. import fastnodes  # noqa: F401 - node isinstance checks without the ABC machinery
-from .walk import NODE, SEQUENCE, child_fields, value_kind
+from .walk import NODE, SEQUENCE, _kinds, child_fields, value_kind
 
 # Fields of compound statements that hold nested blocks (not header expressions).
 _BLOCK_FIELDS = {"body", "orelse", "handlers", "finalbody", "cases"}
@@ -57,20 +57,21 @@ class ModuleIndex:
         self.binops: list[tuple[cst.BinaryOperation, Stmt]] = []
         self.top: list[Stmt] = []
         self._bodies: dict[int, list[Stmt]] = {}
+        # (scope kind, id) -> name -> storing statements, filled by flow.last_assignment_before
+        self.scope_stores: dict[tuple, dict[str, list[Stmt]]] = {}
         self._build()
 
     # The traversal --------------------------------------------------------------
     def _build(self) -> None:
         # Work items, popped in source order: ("block", nodes, parent, function, target,
-        # label), ("stmt", node, parent, function, target), ("expr", node, owner, mode),
-        # ("close", stmt). Mode is "load", "store", "both" or "skip".
+        # label), ("stmt", node, parent, function, target, line), ("close", stmt). A
+        # statement's own expressions are walked right away (`_exprs`): they come before
+        # its nested blocks in source order.
         stack: list[tuple] = [("block", self.module.body, None, None, self.top, None)]
         while stack:
             item = stack.pop()
             kind = item[0]
-            if kind == "expr":
-                self._expr(item, stack)
-            elif kind == "stmt":
+            if kind == "stmt":
                 self._stmt(item, stack)
             elif kind == "close":
                 item[1].end_order = len(self.statements) - 1
@@ -95,48 +96,60 @@ class ModuleIndex:
         self.statements.append(stmt)
         self.stmt_of[id(node)] = stmt
         inner_function = stmt if isinstance(node, cst.FunctionDef) else function
-        # Later items first on the stack: close marker, nested blocks, header exprs.
+        # Later items first on the stack: close marker, nested blocks.
         stack.append(("close", stmt))
         blocks = list(_nested_blocks(node))
         for label, body in reversed(blocks):
             stack.append(("block", body, stmt, inner_function, [], label))
-        for child, mode in reversed(list(_header_children(node))):
-            stack.append(("expr", child, stmt, mode))
+        self._exprs(stmt, list(_header_children(node)))
 
-    def _expr(self, item: tuple, stack: list) -> None:
-        _, node, owner, mode = item
-        t = type(node)
-        if t is cst.Name:
-            if mode == "load":
-                owner.loads.add(node.value)
-            elif mode == "store":
-                owner.stores.add(node.value)
-            elif mode == "both":
-                owner.loads.add(node.value)
-                owner.stores.add(node.value)
-            return
-        if t is cst.Call:
-            owner.calls.append(node)
-            self.calls.append((node, owner))
-        elif t is cst.BinaryOperation:
-            self.binops.append((node, owner))
-        child_mode = mode
-        if mode in ("store", "both") and t not in (cst.Tuple, cst.List, cst.StarredElement, cst.Element):
-            child_mode = "load"  # a.b = ..., a[i] = ...: a is read
-        for name in reversed(child_fields(t)):
-            value = getattr(node, name)
-            mode_here = child_mode
-            if (t is cst.CompFor and name == "target") or (t is cst.Param and name == "name"):
-                mode_here = "skip"  # comprehension and lambda variables are local to them
-            elif t is cst.NamedExpr and name == "target":
-                mode_here = "store"
-            kind = value_kind(type(value))
-            if kind == NODE:
-                stack.append(("expr", value, owner, mode_here))
-            elif kind == SEQUENCE:
-                for v in reversed(value):
-                    if value_kind(type(v)) == NODE:
-                        stack.append(("expr", v, owner, mode_here))
+    def _exprs(self, owner: Stmt, roots: list) -> None:
+        """Walk a statement's own expressions in pre-order: the names they read and
+        write, their calls and binary operations. Mode is "load", "store", "both" or
+        "skip" (names bound by comprehensions and lambdas are local to them)."""
+        loads, stores = owner.loads, owner.stores
+        own_calls, calls, binops = owner.calls, self.calls, self.binops
+        kinds, plans = _kinds, _plans
+        Name, Call, BinaryOperation = cst.Name, cst.Call, cst.BinaryOperation
+        stack = roots[::-1]
+        pop, push = stack.pop, stack.append
+        while stack:
+            node, mode = pop()
+            t = type(node)
+            if t is Name:
+                if mode == "load":
+                    loads.add(node.value)
+                elif mode == "store":
+                    stores.add(node.value)
+                elif mode == "both":
+                    loads.add(node.value)
+                    stores.add(node.value)
+                continue
+            if t is Call:
+                own_calls.append(node)
+                calls.append((node, owner))
+            elif t is BinaryOperation:
+                binops.append((node, owner))
+            plan = plans.get(t)
+            if plan is None:
+                plan = _plan(t)
+            keeps_store, fields = plan
+            child_mode = mode if keeps_store or mode not in ("store", "both") else "load"  # a.b = ...: a is read
+            for name, forced in fields:
+                value = getattr(node, name)
+                mode_here = forced or child_mode
+                vt = type(value)
+                kind = kinds.get(vt)
+                if kind is None:
+                    kind = value_kind(vt)
+                if kind == NODE:
+                    push((value, mode_here))
+                elif kind == SEQUENCE:
+                    for v in reversed(value):
+                        vt = type(v)
+                        k = kinds.get(vt)
+                        if (k if k is not None else value_kind(vt)) == NODE:
+                            push((v, mode_here))
 
     # Queries --------------------------------------------------------------------
     def stmt(self, node: cst.CSTNode) -> Optional[Stmt]:
@@ -156,6 +169,26 @@ class ModuleIndex:
                         if s.function is function]
             self._bodies[key] = body
         return body
+
+
+# Per node type, how `_exprs` walks it: (whether a store passes to its children, as
+# for the elements of `a, b = ...`; its child fields in push order, i.e. reversed, each
+# with the mode it forces or None). Worked out once per type, not once per node.
+_plans: dict[type, tuple[bool, tuple[tuple[str, Optional[str]], ...]]] = {}
+_STORE_CONTAINERS = (cst.Tuple, cst.List, cst.StarredElement, cst.Element)
+
+
+def _plan(t: type) -> tuple[bool, tuple[tuple[str, Optional[str]], ...]]:
+    fields = []
+    for name in reversed(child_fields(t)):
+        forced = None
+        if (t is cst.CompFor and name == "target") or (t is cst.Param and name == "name"):
+            forced = "skip"  # comprehension and lambda variables are local to them
+        elif t is cst.NamedExpr and name == "target":
+            forced = "store"
+        fields.append((name, forced))
+    plan = _plans[t] = (t in _STORE_CONTAINERS, tuple(fields))
+    return plan
 
 
 def _in_class(stmt: Stmt) -> bool:

@@ -180,7 +180,7 @@ def loss_named(facts, name: str, at: Stmt, _depth: int = 0) -> Optional[LossInfo
     """The loss object bound to `name` where `at` runs: the last binding before it
     (any binding of `self.x` in the class), or, for a parameter, the loss every
     in-file caller passes."""
-    found = [l for l in facts._bound_losses if l.name == name]
+    found = facts._bound_losses_by_name.get(name, [])
     if name.startswith("self."):
         same = {l.cls for l in found}
         return found[-1] if len(same) == 1 and len({l.reduction for l in found}) == 1 else None

@@ -23,6 +23,20 @@ class ModelModes:
 
     def model_key(self, call: cst.Call) -> Optional[str]:
         """If the call runs a model's forward pass, the model's dotted name."""
+        known = self._model_keys.get(id(call))
+        if known is not None and known[0] is call:
+            return known[1]
+        key = self._model_key(call)
+        self._model_keys[id(call)] = (call, key)
+        return key
+
+    @cached_property
+    def _model_keys(self) -> dict[int, tuple[cst.Call, Optional[str]]]:
+        # id(call) -> (call, answer): rules and facts ask about the same calls again
+        # and again; the call is kept so that an id reused by another node cannot match.
+        return {}
+
+    def _model_key(self, call: cst.Call) -> Optional[str]:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value

@@ -73,15 +73,32 @@ def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    """Pre-order walk without recursion."""
+    """Pre-order walk without recursion (`children` inlined: the facts walk millions
+    of nodes a run, and a generator per node costs more than the visit)."""
     stack = [node]
-    pop, extend = stack.pop, stack.extend
+    pop, push = stack.pop, stack.append
+    kinds, fields_of = _kinds, _fields_cache
     while stack:
         current = pop()
         yield current
-        kids = list(children(current))
-        kids.reverse()
-        extend(kids)
+        t = type(current)
+        fields = fields_of.get(t)
+        if fields is None:
+            fields = child_fields(t)
+        for name in reversed(fields):
+            value = getattr(current, name)
+            vt = type(value)
+            kind = kinds.get(vt)
+            if kind is None:
+                kind = value_kind(vt)
+            if kind == NODE:
+                push(value)
+            elif kind == SEQUENCE:
+                for item in reversed(value):
+                    it = type(item)
+                    k = kinds.get(it)
+                    if (k if k is not None else value_kind(it)) == NODE:
+                        push(item)
 
 
 def names_in(node: cst.CSTNode) -> set[str]:
