@@ -573,8 +573,8 @@ class Evaluation:
         if any(_EVAL_TENSOR.match(n) for n in _arg_roots(call)):
             return True
         function = self.facts.function_of(stmt)
-        if function is None:
-            return False
+        if function is None or self.facts.model_key(call) is None:
+            return False  # no model call: no pass, whatever the function (its context is the costly part)
         key = id(function)
         if key not in self._function_context:
             self._function_context[key] = self.eval_context(function.stmt) is not None \
