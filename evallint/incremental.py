@@ -40,7 +40,7 @@ from .fixer import verify_offered_fixes
 from .registry import ENGINE_RULES, RuleSet
 from .source import Source
 from .spans import PrintMemo
-from .splice import splice
+from .splice import line_offsets, splice
 from .suppress import skips_file
 
 _ENGINE_CODES = frozenset(r.code for r in ENGINE_RULES)
@@ -91,7 +91,7 @@ def resplit(old_text: str, old_chunks: list[Chunk], text: str) -> Optional[list[
     b = next((i for i in range(len(old_chunks) - 1, -1, -1) if old_chunks[i].first <= hi), None)
     if a is None or b is None or a > b:
         return None
-    offsets = _line_offsets(text)
+    offsets = line_offsets(text)
     total = len(offsets) - 1
     delta = len(new_lines) - len(old_lines)
     first = old_chunks[a].first
@@ -127,7 +127,7 @@ def _split(text: str, base: int) -> Optional[list[Chunk]]:
             groups[-1] = (first, max(last, end), stmts + [stmt])
         else:
             groups.append((start, end, [stmt]))
-    offsets = _line_offsets(text)
+    offsets = line_offsets(text)
     total = len(offsets) - 1       # lines as evallint counts them ("\n" ends a line)
     chunks = []
     previous_end = 0
@@ -143,18 +143,6 @@ def _split(text: str, base: int) -> Optional[list[Chunk]]:
                             frozenset(names.names), frozenset(names.attributes)))
         previous_end = last
     return chunks
-
-
-def _line_offsets(text: str) -> list[int]:
-    """Offset of the start of each line, and len(text) at the end."""
-    offsets = [0]
-    at = text.find("\n")
-    while at != -1:
-        offsets.append(at + 1)
-        at = text.find("\n", at + 1)
-    if offsets[-1] != len(text):
-        offsets.append(len(text))
-    return offsets
 
 
 class _Names:

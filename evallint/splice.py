@@ -134,6 +134,17 @@ def statement_texts(text: str) -> Optional[list[str]]:
             ends[-1] = max(ends[-1], end)   # `a = 1; b = 2`: one line, one piece
         else:
             ends.append(end)
+    offsets = line_offsets(text)
+    ends[-1] = len(offsets) - 1
+    pieces, previous = [], 0
+    for end in ends:
+        pieces.append(text[offsets[previous]: offsets[end]])
+        previous = end
+    return pieces
+
+
+def line_offsets(text: str) -> list[int]:
+    """Offset of the start of each line, and len(text) at the end."""
     offsets = [0]
     at = text.find("\n")
     while at != -1:
@@ -141,12 +152,7 @@ def statement_texts(text: str) -> Optional[list[str]]:
         at = text.find("\n", at + 1)
     if offsets[-1] != len(text):
         offsets.append(len(text))
-    ends[-1] = len(offsets) - 1
-    pieces, previous = [], 0
-    for end in ends:
-        pieces.append(text[offsets[previous]: offsets[end]])
-        previous = end
-    return pieces
+    return offsets
 
 
 def reparse(old_module: cst.Module, old_text: str, new_text: str) -> Optional[cst.Module]:
